@@ -1,0 +1,41 @@
+# Two entry points: `make experiments` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system venv test lint unit experiments bench clean
+
+setup: system venv
+
+system:
+	@./scripts/install-system-deps.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "error: Python >= 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[service,dev]'
+	@touch $(STAMP)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+# The whole suite: lint, unit and plugin tests, service and load tests, then the experiments.
+test: setup lint
+	$(PY) -m pytest
+
+# The rollout-safety experiments only; the evidence lands in ./rollout-report.
+experiments: setup
+	$(PY) -m pytest -m rollout -v --rollout-report rollout-report
+
+bench: setup
+	$(PY) -m benchmarks.load_bench
+
+clean:
+	rm -rf $(VENV) rollout-report .mypy_cache .ruff_cache .pytest_cache

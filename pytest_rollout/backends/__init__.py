@@ -1,0 +1,1 @@
+"""Where experiments run: ``local`` (real processes on this machine) and ``kube``."""

@@ -1,0 +1,80 @@
+"""What every backend offers the experiments: a cluster of namespaces and a handle on each.
+
+Experiments are written against these protocols only, so the same test runs on ``local`` and on
+``kube``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from pytest_rollout.config import TargetConfig, Variant
+from pytest_rollout.errors import ConfigError
+from pytest_rollout.manifests import Manifest
+from pytest_rollout.options import RolloutOptions
+
+_MAX_NAMESPACE = 63
+_SUFFIX = 6
+
+
+class Namespace(Protocol):
+    """One test's namespace on a backend."""
+
+    @property
+    def name(self) -> str: ...
+
+    def apply(self, manifests: Iterable[Manifest]) -> None:
+        """Create the objects (kubectl apply)."""
+
+    def release(self, workload: str, variant: Variant) -> None:
+        """Change the workload's pod template to the variant (a new revision)."""
+
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> object:
+        """Wait until every replica runs the current template and is available."""
+
+    def route_url(self, route: str) -> str:
+        """The client-facing URL of an HTTPRoute."""
+
+    def event_lines(self) -> list[str]:
+        """The namespace's events, oldest first, one line each."""
+
+    def capture(self, destination: Path) -> None:
+        """Write pod logs and events under ``destination`` (evidence of a failed test)."""
+
+    def delete(self) -> None:
+        """Delete the namespace and everything in it."""
+
+
+class Cluster(Protocol):
+    """A backend's cluster: created once per session (per xdist worker)."""
+
+    def create_namespace(self, name: str) -> Namespace: ...
+
+    def stop(self) -> None: ...
+
+    def describe(self) -> str:
+        """One line for the report: what runs where."""
+
+
+def open_cluster(options: RolloutOptions, workdir: Path, target: TargetConfig) -> Cluster:
+    """Start the cluster of the chosen backend."""
+    if options.backend == "local":
+        from pytest_rollout.backends.local.cluster import LocalCluster
+
+        return LocalCluster(workdir, target).start()
+    raise ConfigError(
+        f"--rollout-backend={options.backend}: this version of pytest-rollout runs experiments "
+        "on the local backend only"
+    )
+
+
+def namespace_name(test_name: str) -> str:
+    """A DNS-1123 label for a test's namespace: the test's name, shortened, plus a random
+    suffix so that reruns and xdist workers never collide."""
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-") or "test"
+    slug = slug[: _MAX_NAMESPACE - _SUFFIX - 1].rstrip("-")
+    return f"{slug}-{secrets.token_hex(_SUFFIX // 2)}"

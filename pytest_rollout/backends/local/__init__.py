@@ -1,0 +1,1 @@
+"""The local backend: pods as processes, HAProxy as the router, a real Prometheus."""

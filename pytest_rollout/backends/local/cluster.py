@@ -1,0 +1,454 @@
+"""The local backend's cluster: the same manifests a cluster runs, as processes on this machine.
+
+:class:`LocalCluster` is the expensive, session-wide part: one event loop thread (the kubelet and
+the controllers), one HAProxy (the Gateway and every Service's proxy) and one Prometheus.
+:class:`LocalNamespace` is the cheap, per-test part: it applies manifests (Deployment, Service,
+HTTPRoute), releases variants, waits for rollouts and tears everything down again.
+
+Every pod is a real process on its own 127.x.y.z address; the target config maps its image to a
+command. Pods are registered with Prometheus as soon as they have an address (as Kubernetes
+service discovery does) and become router endpoints only when Ready, after the propagation
+delay of :mod:`.networking`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_rollout.backends.local.events import Event, EventRecorder
+from pytest_rollout.backends.local.loop import LoopThread
+from pytest_rollout.backends.local.networking import (
+    DEFAULT_PROPAGATION_DELAY,
+    EndpointPublisher,
+    HTTPRoute,
+    Service,
+    ready_endpoints,
+)
+from pytest_rollout.backends.local.pods import ContainerSpec, Launch, Pod, PodSpec, PodStatus
+from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGroup, pod_target
+from pytest_rollout.backends.local.router import Router
+from pytest_rollout.backends.local.workloads import DeploymentController, DeploymentStatus
+from pytest_rollout.config import TargetConfig, Variant
+from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
+from pytest_rollout.manifests import Manifest
+
+SUPPORTED_KINDS = ("Deployment", "Service", "HTTPRoute")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_CALL_TIMEOUT = 60.0
+_SCRAPE_ANNOTATION = "prometheus.io/scrape"
+_PORT_ANNOTATION = "prometheus.io/port"
+_PATH_ANNOTATION = "prometheus.io/path"
+
+
+class LocalCluster:
+    """HAProxy, Prometheus and the kubelet/controller loop, shared by every test of a session."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        target: TargetConfig,
+        *,
+        propagation_delay: float = DEFAULT_PROPAGATION_DELAY,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.target = target
+        self.propagation_delay = propagation_delay
+        self.time_scale = time_scale
+        self.events = EventRecorder()
+        self.loop = LoopThread()
+        self.router = Router(self.workdir / "router")
+        self.prometheus = PrometheusServer(self.workdir / "prometheus")
+        self.publisher: EndpointPublisher | None = None
+        self.namespaces: dict[str, LocalNamespace] = {}
+        self._targets: dict[tuple[str, str], TargetGroup] = {}
+
+    def start(self) -> LocalCluster:
+        try:
+            self.loop.start()
+            self.router.start()
+            self.prometheus.start()
+            self.publisher = EndpointPublisher(self.router, self.loop.loop, self.propagation_delay)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Delete every namespace, then stop Prometheus, HAProxy and the loop. Idempotent."""
+        errors: list[BaseException] = []
+        for namespace in list(self.namespaces.values()):
+            try:
+                namespace.delete()
+            except Exception as exc:  # keep tearing down; report the first failure after
+                errors.append(exc)
+        if self.publisher is not None:
+            self.publisher.close()
+            self.publisher = None
+        self.loop.stop()
+        self.prometheus.stop()
+        self.router.stop()
+        if errors:
+            raise RolloutError(f"local cluster teardown: {errors[0]}") from errors[0]
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def describe(self) -> str:
+        return (
+            f"local cluster: HAProxy (master pid {self.router.master_pid}), Prometheus at "
+            f"{self.prometheus.url}, work dir {self.workdir}"
+        )
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.prometheus.url
+
+    def create_namespace(self, name: str) -> LocalNamespace:
+        if not _DNS_LABEL.match(name):
+            raise ConfigError(
+                f"namespace {name!r}: must be a DNS-1123 label (lower-case alphanumerics and '-', "
+                "at most 63 characters)"
+            )
+        if name in self.namespaces:
+            raise ConfigError(f"namespace {name!r} already exists")
+        namespace = LocalNamespace(self, name)
+        self.namespaces[name] = namespace
+        return namespace
+
+    # -- pods across namespaces (on the loop) --
+
+    def _pod_started(self, pod: Pod, scrape: tuple[str, str] | None) -> None:
+        if scrape is not None:
+            address, path = scrape
+            self._targets[(pod.namespace, pod.name)] = pod_target(
+                address,
+                namespace=pod.namespace,
+                pod=pod.name,
+                pod_labels=pod.labels,
+                metrics_path=path,
+            )
+            self._publish_targets()
+
+    def _pod_gone(self, pod: Pod) -> None:
+        if self._targets.pop((pod.namespace, pod.name), None) is not None:
+            self._publish_targets()
+
+    def _publish_targets(self) -> None:
+        self.prometheus.set_targets(list(self._targets.values()))
+
+    def _require_publisher(self) -> EndpointPublisher:
+        if self.publisher is None:
+            raise RolloutError("the local cluster is not started")
+        return self.publisher
+
+
+class LocalNamespace:
+    """One test's namespace: its objects, controllers and pods."""
+
+    def __init__(self, cluster: LocalCluster, name: str) -> None:
+        self.cluster = cluster
+        self.namespace = name
+        self.events = cluster.events
+        self.data_dir = cluster.workdir / "namespaces" / name / "data"
+        self.log_dir = cluster.workdir / "namespaces" / name / "logs"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.services: dict[str, Service] = {}
+        self.routes: dict[str, HTTPRoute] = {}
+        self.deployments: dict[str, DeploymentController] = {}
+        self.pods: dict[str, Pod] = {}
+        self._controller_tasks: list[asyncio.Task[None]] = []
+        self._deletions: set[asyncio.Task[None]] = set()
+        self._deleted = False
+
+    def __repr__(self) -> str:
+        return f"<LocalNamespace {self.namespace}>"
+
+    @property
+    def name(self) -> str:
+        return self.namespace
+
+    # -- the synchronous API (test thread) --
+
+    def apply(self, manifests: Iterable[Manifest]) -> None:
+        """Create the objects; Services first, then routes, then workloads (as kubectl would
+        accept them in any order, but endpoints exist from the first Ready pod)."""
+        objects = list(manifests)
+        for manifest in objects:
+            if manifest.kind not in SUPPORTED_KINDS:
+                raise manifest.error(
+                    (),
+                    f"kind {manifest.kind} is not supported by the local backend "
+                    f"(supported: {', '.join(SUPPORTED_KINDS)})",
+                )
+        order = {kind: index for index, kind in enumerate(("Service", "HTTPRoute", "Deployment"))}
+        for manifest in sorted(objects, key=lambda m: order[m.kind]):
+            self._call(self._apply_one(manifest), f"apply {manifest.kind}/{manifest.name}")
+
+    def release(self, deployment: str, variant: Variant) -> None:
+        """Roll ``deployment`` to ``variant`` (a changed pod template, as ``kubectl apply``)."""
+        controller = self._deployment(deployment)
+        template = copy.deepcopy(controller.template)
+        template["spec"] = variant.apply(template["spec"])
+        self._validate_pod_template(template, f"variant {variant.name!r} of {deployment}")
+
+        async def change() -> None:
+            controller.set_template(template)
+
+        self._call(change(), f"release {variant.name} to Deployment/{deployment}")
+
+    def wait_rolled_out(self, deployment: str, *, timeout: float) -> DeploymentStatus:
+        """Wait until every replica runs the current template and is available."""
+        controller = self._deployment(deployment)
+        try:
+            return self.cluster.loop.call(
+                controller.wait_complete(),
+                timeout=timeout,
+                what=f"Deployment/{deployment} to finish rolling out",
+            )
+        except WaitTimeout as exc:
+            status = controller.status()
+            raise WaitTimeout(
+                f"{exc}; status: {status.updated_replicas}/{status.replicas} updated, "
+                f"{status.available_replicas} available; recent events: "
+                + " | ".join(self.event_lines()[-5:])
+            ) from exc
+
+    def deployment_status(self, deployment: str) -> DeploymentStatus:
+        return self._deployment(deployment).status()
+
+    def route_url(self, route: str) -> str:
+        """The client-facing URL of an HTTPRoute (its Gateway listener)."""
+        if route not in self.routes:
+            raise ConfigError(
+                f"no HTTPRoute {route!r} in namespace {self.namespace} "
+                f"(routes: {', '.join(sorted(self.routes)) or 'none'})"
+            )
+        return self.cluster.router.route_url(self.routes[route].route)
+
+    def service_url(self, service: str) -> str:
+        """The Service's in-cluster address (its own proxy port), e.g. for smoke checks."""
+        if service not in self.services:
+            raise ConfigError(f"no Service {service!r} in namespace {self.namespace}")
+        return self.cluster.router.route_url(_service_route(self.services[service]))
+
+    def pod_statuses(self) -> list[PodStatus]:
+        return [pod.status() for pod in list(self.pods.values())]
+
+    def namespace_events(self) -> list[Event]:
+        return self.events.events(namespace=self.namespace)
+
+    def event_lines(self) -> list[str]:
+        return self.events.lines(self.namespace_events())
+
+    def capture(self, destination: Path) -> None:
+        """Copy every pod's logs and the namespace's events under ``destination``."""
+        destination.mkdir(parents=True, exist_ok=True)
+        (destination / "events.log").write_text("\n".join(self.event_lines()) + "\n")
+        if self.log_dir.exists():
+            shutil.copytree(self.log_dir, destination / "pods", dirs_exist_ok=True)
+        lines = [
+            f"{s.name} phase={s.phase.value} ready={s.ready} restarts={s.restart_count} ip={s.ip}"
+            for s in self.pod_statuses()
+        ]
+        (destination / "pods.txt").write_text("\n".join(lines) + "\n")
+
+    def delete(self) -> None:
+        """Delete everything in the namespace: controllers stop, pods terminate gracefully,
+        routes and pools leave the router. Idempotent."""
+        if self._deleted:
+            return
+        self._deleted = True
+        if self.cluster.loop.running:
+            self._call(self._delete_all(), f"delete namespace {self.namespace}", timeout=120)
+        publisher = self.cluster.publisher
+        if publisher is not None:
+            publisher.run(self._leave_router).result()
+        self.cluster.namespaces.pop(self.namespace, None)
+        shutil.rmtree(self.data_dir.parent / "data", ignore_errors=True)
+
+    def _leave_router(self) -> None:
+        router = self.cluster.router
+        for route in self.routes.values():
+            router.remove_route(route.route)
+        for service in self.services.values():
+            router.remove_route(_service_route(service))
+            router.remove_pool(service.pool)
+
+    # -- on the loop --
+
+    async def _apply_one(self, manifest: Manifest) -> None:
+        publisher = self.cluster._require_publisher()
+        router = self.cluster.router
+        if manifest.kind == "Service":
+            service = Service.from_manifest(manifest, self.namespace)
+            self.services[service.name] = service
+            await asyncio.wrap_future(publisher.run(lambda: router.ensure_pool(service.pool)))
+            await asyncio.wrap_future(
+                publisher.run(
+                    lambda: router.ensure_route(_service_route(service), [(service.pool, 1)])
+                )
+            )
+            publisher.publish_endpoints(service.pool, ready_endpoints(service, self.pods.values()))
+        elif manifest.kind == "HTTPRoute":
+            route = HTTPRoute.from_manifest(manifest, self.namespace)
+            for backend in route.backends:
+                if backend.service not in self.services:
+                    raise manifest.error(
+                        ("spec", "rules", 0, "backendRefs"),
+                        f"Service {backend.service!r} does not exist in the manifests applied",
+                    )
+            self.routes[route.name] = route
+            backends = [(route.pool(b.service), b.weight) for b in route.backends]
+            await asyncio.wrap_future(
+                publisher.run(lambda: router.ensure_route(route.route, backends))
+            )
+        else:
+            if manifest.name in self.deployments:
+                raise manifest.error((), "already exists in this namespace")
+            controller = DeploymentController(self, manifest, time_scale=self.cluster.time_scale)
+            self._validate_pod_template(controller.template, str(manifest.origin), manifest)
+            self.deployments[manifest.name] = controller
+            self._controller_tasks.append(
+                asyncio.create_task(
+                    controller.run(), name=f"deployment {self.namespace}/{manifest.name}"
+                )
+            )
+
+    async def create_pod(
+        self, name: str, template: Mapping[str, Any], labels: Mapping[str, str]
+    ) -> Pod:
+        spec = PodSpec.from_manifest(
+            template["spec"], path="spec.template.spec", time_scale=self.cluster.time_scale
+        )
+        pod = Pod(
+            name,
+            self.namespace,
+            spec,
+            resolver=self._resolve,
+            events=self.events,
+            log_dir=self.log_dir,
+            labels=labels,
+        )
+        pod.add_readiness_observer(self._readiness_changed)
+        self.pods[name] = pod
+        await pod.start()
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        self.cluster._pod_started(pod, _scrape_address(pod, annotations))
+        return pod
+
+    def retire_pod(self, pod: Pod) -> None:
+        task = asyncio.create_task(
+            self._retire(pod), name=f"delete pod {self.namespace}/{pod.name}"
+        )
+        self._deletions.add(task)
+        task.add_done_callback(self._deletions.discard)
+
+    async def _retire(self, pod: Pod) -> None:
+        try:
+            await pod.delete()
+        finally:
+            self.pods.pop(pod.name, None)
+            self.cluster._pod_gone(pod)
+            self._poke_controllers()
+
+    def _readiness_changed(self, pod: Pod, ready: bool) -> None:
+        publisher = self.cluster.publisher
+        if publisher is not None:
+            for service in self.services.values():
+                if service.selects(pod.labels):
+                    publisher.publish_endpoints(
+                        service.pool, ready_endpoints(service, self.pods.values())
+                    )
+        self._poke_controllers()
+
+    def _poke_controllers(self) -> None:
+        for controller in self.deployments.values():
+            controller.poke()
+
+    async def _delete_all(self) -> None:
+        for task in self._controller_tasks:
+            task.cancel()
+        await asyncio.gather(*self._controller_tasks, return_exceptions=True)
+        for pod in list(self.pods.values()):
+            if not pod.deleting:
+                self.retire_pod(pod)
+        await asyncio.gather(*list(self._deletions), return_exceptions=True)
+
+    def _resolve(self, container: ContainerSpec, pod_ip: str) -> Launch:
+        ports = container.port_numbers
+        command = self.cluster.target.local_command(
+            container.image,
+            host=pod_ip,
+            port=ports[0] if ports else None,
+            ports=container.named_ports,
+            data_dir=self.data_dir,
+            container_env={},
+        )
+        argv: tuple[str, ...] = command.argv
+        # As on a container runtime: `command` replaces the image's entrypoint and arguments,
+        # `args` alone replaces its arguments — here, is appended to the mapped command.
+        if container.command:
+            argv = (*container.command, *container.args)
+        elif container.args:
+            argv = (*command.argv, *container.args)
+        env = dict(command.env)
+        # The image's interpreter is what `python` means inside the container.
+        env["PATH"] = os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+        )
+        return Launch(argv=argv, env=env, cwd=command.cwd)
+
+    # -- helpers --
+
+    def _validate_pod_template(
+        self, template: Mapping[str, Any], where: str, manifest: Manifest | None = None
+    ) -> None:
+        try:
+            spec = PodSpec.from_manifest(
+                template.get("spec"), path="spec.template.spec", time_scale=self.cluster.time_scale
+            )
+            self.cluster.target.image(spec.container.image)
+        except ConfigError as exc:
+            if manifest is not None:
+                raise ConfigError(f"{manifest.origin}: {manifest.ref}: {exc}") from exc
+            raise ConfigError(f"{where}: {exc}") from exc
+
+    def _deployment(self, name: str) -> DeploymentController:
+        try:
+            return self.deployments[name]
+        except KeyError:
+            raise ConfigError(
+                f"no Deployment {name!r} in namespace {self.namespace} "
+                f"(deployments: {', '.join(sorted(self.deployments)) or 'none'})"
+            ) from None
+
+    def _call(self, coro: Any, what: str, timeout: float = _CALL_TIMEOUT) -> Any:
+        return self.cluster.loop.call(coro, timeout=timeout, what=what)
+
+
+def _service_route(service: Service) -> str:
+    return f"{service.pool}/service"
+
+
+def _scrape_address(pod: Pod, annotations: Mapping[str, str]) -> tuple[str, str] | None:
+    """Where Prometheus scrapes ``pod`` (address, path), by the usual prometheus.io annotations."""
+    if annotations.get(_SCRAPE_ANNOTATION) != "true" or pod.ip is None:
+        return None
+    ports = pod.spec.container.port_numbers
+    port = annotations.get(_PORT_ANNOTATION) or (str(ports[0]) if ports else None)
+    if port is None:
+        return None
+    return f"{pod.ip}:{port}", annotations.get(_PATH_ANNOTATION, "/metrics")

@@ -1,0 +1,803 @@
+"""The target's declarative config: what the plugin must know about a service beyond its manifests.
+
+Where it is read from, first match wins:
+
+1. an explicit path (a command-line option); a file named ``pyproject.toml`` is read for its
+   ``[tool.pytest-rollout]`` table, any other file is the config as a whole;
+2. ``rollout.toml`` in pytest's rootdir;
+3. the ``[tool.pytest-rollout]`` table of ``pyproject.toml`` in pytest's rootdir.
+
+So a ``rollout.toml`` beside a ``pyproject.toml`` that also has the table wins. Relative paths
+in the config are relative to the directory of the file they are written in.
+
+Format (``rollout.toml``; in ``pyproject.toml`` every table name gets the prefix
+``tool.pytest-rollout.``)::
+
+    manifests = ["deploy/*.yaml"]            # or [manifests] NAME = [...] for named sets
+
+    [images."example/shop"]                  # image reference; without a tag: any tag
+    command = ["{python}", "-m", "shop", "--port", "{port}"]
+    cwd = "."
+    env = { PYTHONUNBUFFERED = "1" }
+    build = { context = ".", dockerfile = "Dockerfile" }
+
+    [[requests]]
+    method = "POST"
+    path = "/orders"
+    weight = 1
+    json = { item = "book" }
+
+    [version]
+    header = "X-Version"                      # and/or json = "build.version"
+
+    [variants.bad]
+    env = { ERROR_RATE = "0.5" }              # every container
+    containers.shop = { image = "example/shop:broken", env = { MODE = "x" } }
+
+    [backends.local]
+    env = { DATABASE_URL = "sqlite:///{data_dir}/shop.db" }
+
+Placeholders may be used in ``images.*.command``, ``images.*.env`` and ``backends.local.env``
+(``{{`` and ``}}`` for literal braces): ``{host}`` the pod's address, ``{port}`` the container's
+first ``containerPort`` and ``{port:NAME}`` a named one, ``{python}`` this interpreter,
+``{data_dir}`` a directory the local backend keeps per namespace for the target's state.
+Variant and ``backends.kube`` env values are literal: they go into manifests. A process's env is
+the image's ``env``, then the container's env from the manifest (with the variant applied), then
+the backend's ``env``. Unknown keys are errors, never ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import glob
+import json
+import math
+import re
+import sys
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pytest_rollout.errors import ConfigError
+from pytest_rollout.load.mix import HTTP_METHODS, Route
+from pytest_rollout.load.version import (
+    ResponseView,
+    VersionExtractor,
+    header_version,
+    json_version,
+)
+from pytest_rollout.manifests import ManifestSet, display_path, load_manifests
+from pytest_rollout.options import BACKENDS
+
+CONFIG_FILE_NAME = "rollout.toml"
+PYPROJECT_FILE_NAME = "pyproject.toml"
+PYPROJECT_TABLE = ("tool", "pytest-rollout")
+DEFAULT_MANIFEST_SET = "default"
+BACKEND_NAMES = BACKENDS
+PLACEHOLDERS = ("{host}", "{port}", "{port:NAME}", "{python}", "{data_dir}")
+
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_JSON_FIELD = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+_IMAGE_REF = re.compile(
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?"
+)
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_PLACEHOLDER = re.compile(r"host|port|python|data_dir|port:[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_BODY_METHODS = ("DELETE", "PATCH", "POST", "PUT")
+
+
+# --- the typed config --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """How the ``kube`` backend builds the image: a build context and, optionally, a Dockerfile."""
+
+    context: Path
+    dockerfile: Path | None
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """A container as a local process: argv, working directory and the environment to add."""
+
+    argv: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ImageRun:
+    """How to run an image as a local process.
+
+    ``command`` stands in for the image's entrypoint; it and the ``env`` values are templates
+    (see the module docstring).
+    """
+
+    image: str
+    command: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    build: ImageBuild | None
+    origin: str
+
+    def matches(self, reference: str) -> bool:
+        """Whether this entry runs ``reference``; an entry without tag or digest runs any tag."""
+        if reference == self.image:
+            return True
+        return _repository(self.image) == self.image and _repository(reference) == self.image
+
+
+@dataclass(frozen=True)
+class VersionSource:
+    """Where a response says which version served it: a header, a JSON field, or both.
+
+    With both, the header is read first and the JSON field when the header is absent.
+    """
+
+    header: str | None
+    json_field: str | None
+
+    def extractor(self) -> VersionExtractor:
+        """The extractor the load generator calls for every response."""
+        extractors = [
+            make(arg)
+            for make, arg in ((header_version, self.header), (json_version, self.json_field))
+            if arg is not None
+        ]
+        if len(extractors) == 1:
+            return extractors[0]
+
+        def first_of(response: ResponseView) -> str | None:
+            for extract in extractors:
+                version = extract(response)
+                if version is not None:
+                    return version
+            return None
+
+        return first_of
+
+
+@dataclass(frozen=True)
+class ContainerOverride:
+    """A variant's changes to one container: image and env."""
+
+    image: str | None
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named release: env for every container, plus per-container image and env.
+
+    Per-container env wins over the variant-wide env for the same name.
+    """
+
+    name: str
+    description: str
+    env: Mapping[str, str]
+    containers: Mapping[str, ContainerOverride]
+    origin: str
+
+    def apply(self, pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of ``pod_spec`` (a pod template's ``spec``) with this release applied.
+
+        An env var the container already has gets the new value (replacing any
+        ``valueFrom``); a new one is appended. Naming a container the pod does not have is
+        an error.
+        """
+        spec = copy.deepcopy(dict(pod_spec))
+        containers = spec.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ConfigError(f"{self.origin}: the pod template has no containers to change")
+        names = [c.get("name") for c in containers if isinstance(c, dict)]
+        for wanted in self.containers:
+            if wanted not in names:
+                raise ConfigError(
+                    f"{self.origin}: container {wanted!r} is not in the pod template "
+                    f"(containers: {', '.join(str(n) for n in names)})"
+                )
+        for container in containers:
+            override = self.containers.get(container.get("name"))
+            env = dict(self.env)
+            if override is not None:
+                env.update(override.env)
+                if override.image is not None:
+                    container["image"] = override.image
+            if env:
+                container["env"] = _with_env(container.get("env"), env)
+        return spec
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """What one backend adds to every container of the target: env.
+
+    The local backend's values are templates; the kube backend's are literal.
+    """
+
+    name: str
+    env: Mapping[str, str]
+    origin: str
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Everything about the service under test that its manifests do not say."""
+
+    source: Path
+    root: Path
+    manifest_sets: Mapping[str, tuple[Path, ...]]
+    images: tuple[ImageRun, ...]
+    requests: tuple[Route, ...]
+    version: VersionSource
+    variants: Mapping[str, Variant]
+    backends: Mapping[str, BackendSettings]
+
+    @property
+    def label(self) -> str:
+        return display_path(self.source)
+
+    def manifest_paths(self, name: str = DEFAULT_MANIFEST_SET) -> tuple[Path, ...]:
+        """The files of manifest set ``name``, in the order written."""
+        try:
+            return self.manifest_sets[name]
+        except KeyError:
+            raise ConfigError(
+                f"{self.label}: no manifest set {name!r}; "
+                f"sets: {', '.join(sorted(self.manifest_sets))}"
+            ) from None
+
+    def load_manifests(self, name: str = DEFAULT_MANIFEST_SET) -> ManifestSet:
+        """The objects of manifest set ``name``."""
+        return load_manifests(self.manifest_paths(name))
+
+    def image(self, reference: str) -> ImageRun:
+        """How to run ``reference`` locally: an exact entry first, then one without a tag."""
+        exact = [run for run in self.images if run.image == reference]
+        found = exact or [run for run in self.images if run.matches(reference)]
+        if not found:
+            known = ", ".join(run.image for run in self.images) or "none"
+            raise ConfigError(
+                f"{self.label}: no [images] entry runs image {reference!r}; entries: {known}"
+            )
+        return found[0]
+
+    def variant(self, name: str) -> Variant:
+        try:
+            return self.variants[name]
+        except KeyError:
+            known = ", ".join(sorted(self.variants)) or "none"
+            raise ConfigError(f"{self.label}: no variant {name!r}; variants: {known}") from None
+
+    def backend_env(self, backend: str) -> Mapping[str, str]:
+        """The env ``backend`` adds to every container (kube: literal values)."""
+        if backend not in self.backends:
+            raise ConfigError(f"unknown backend {backend!r}; allowed: {', '.join(BACKEND_NAMES)}")
+        return self.backends[backend].env
+
+    def local_command(
+        self,
+        image: str,
+        *,
+        host: str,
+        port: int | None,
+        ports: Mapping[str, int],
+        data_dir: Path,
+        container_env: Mapping[str, str],
+        python: str = sys.executable,
+    ) -> LocalCommand:
+        """A container of ``image`` as a local process listening on ``host``.
+
+        ``port`` is the container's first port, ``ports`` its named ones. The environment is
+        layered: the image's env, then the container's env from the manifest, then the local
+        backend's env (it stands for what the cluster provides, so it wins).
+        """
+        run = self.image(image)
+        values = {"host": host, "python": python, "data_dir": str(data_dir)}
+        if port is not None:
+            values["port"] = str(port)
+        values.update({f"port:{name}": str(number) for name, number in ports.items()})
+
+        def render(text: str, origin: str) -> str:
+            return _render(text, values, origin)
+
+        argv = tuple(render(arg, run.origin) for arg in run.command)
+        env = {name: render(value, run.origin) for name, value in run.env.items()}
+        env.update(container_env)
+        local = self.backends["local"]
+        env.update({name: render(value, local.origin) for name, value in local.env.items()})
+        return LocalCommand(argv, run.cwd, MappingProxyType(env))
+
+
+# --- finding and reading the file --------------------------------------------------------
+
+
+def find_config_file(rootdir: Path, explicit: Path | None = None) -> Path | None:
+    """The config file for ``rootdir`` (see the module docstring), or None when there is none."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{display_path(explicit)}: target config file not found")
+        return explicit
+    candidate = rootdir / CONFIG_FILE_NAME
+    if candidate.is_file():
+        return candidate
+    pyproject = rootdir / PYPROJECT_FILE_NAME
+    if pyproject.is_file() and _pyproject_table(_read_toml(pyproject)) is not None:
+        return pyproject
+    return None
+
+
+def load_target_config(rootdir: Path, explicit: Path | None = None) -> TargetConfig:
+    """The target config for ``rootdir``; an error saying where to put one if there is none."""
+    path = find_config_file(rootdir, explicit)
+    if path is None:
+        raise ConfigError(
+            f"no target config in {rootdir}: write {CONFIG_FILE_NAME} there or "
+            f"add a [{'.'.join(PYPROJECT_TABLE)}] table to its {PYPROJECT_FILE_NAME}"
+        )
+    return load_config(path)
+
+
+def load_config(path: Path) -> TargetConfig:
+    """Read and validate the config file ``path``."""
+    data = _read_toml(path)
+    section: tuple[str, ...] = ()
+    if path.name == PYPROJECT_FILE_NAME:
+        table = _pyproject_table(data)
+        if table is None:
+            raise ConfigError(f"{display_path(path)}: no [{'.'.join(PYPROJECT_TABLE)}] table")
+        data, section = table, PYPROJECT_TABLE
+    return parse_config(data, source=path, section=section)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: Path, section: tuple[str, ...] = ()
+) -> TargetConfig:
+    """Validate parsed TOML ``data`` read from ``source`` (under table ``section``)."""
+    root = source.resolve().parent
+    top = _Where(display_path(source), section)
+    _check_keys(
+        data,
+        top,
+        allowed=("manifests", "images", "requests", "version", "variants", "backends"),
+        required=("manifests", "images", "requests", "version"),
+    )
+    return TargetConfig(
+        source=source,
+        root=root,
+        manifest_sets=_manifest_sets(data["manifests"], top, root),
+        images=_images(data["images"], top, root),
+        requests=_requests(data["requests"], top),
+        version=_version(data["version"], top),
+        variants=_variants(data.get("variants", {}), top),
+        backends=_backends(data.get("backends", {}), top),
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            return tomllib.load(stream)
+    except OSError as exc:
+        raise ConfigError(f"{display_path(path)}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{display_path(path)}: invalid TOML: {exc}") from exc
+
+
+def _pyproject_table(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    tool = data.get(PYPROJECT_TABLE[0])
+    if not isinstance(tool, dict):
+        return None
+    table = tool.get(PYPROJECT_TABLE[1])
+    return table if isinstance(table, dict) else None
+
+
+# --- the sections ------------------------------------------------------------------------
+
+
+def _manifest_sets(value: object, top: _Where, root: Path) -> Mapping[str, tuple[Path, ...]]:
+    if isinstance(value, list):
+        where = top.key("manifests")
+        return MappingProxyType({DEFAULT_MANIFEST_SET: _manifest_files(value, where, root)})
+    where = top.section("manifests")
+    table = _table(value, where, expected="an array of paths or a table of named arrays")
+    if not table:
+        raise where.error("expected at least one manifest set")
+    sets: dict[str, tuple[Path, ...]] = {}
+    for name, entries in table.items():
+        _check_name(name, where, what="manifest set")
+        sets[name] = _manifest_files(entries, where.key(name), root)
+    return MappingProxyType(sets)
+
+
+def _manifest_files(value: object, where: _Where, root: Path) -> tuple[Path, ...]:
+    entries = _strings(value, where, what="paths or globs")
+    files: dict[Path, None] = {}
+    for index, entry in enumerate(entries):
+        for path in _expand(entry, where.key(index), root):
+            files.setdefault(path, None)
+    return tuple(files)
+
+
+def _expand(entry: str, where: _Where, root: Path) -> list[Path]:
+    relative_to = f"relative to {display_path(root)}"
+    if any(char in entry for char in "*?["):
+        matches = sorted(
+            Path(found)
+            for found in glob.glob(str(root / entry), recursive=True)
+            if Path(found).is_file()
+        )
+        if not matches:
+            raise where.error(f"{entry!r} matches no file ({relative_to})")
+        return matches
+    path = root / entry
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
+        if not files:
+            raise where.error(f"directory {entry!r} holds no .yaml or .yml file ({relative_to})")
+        return files
+    if path.is_file():
+        return [path]
+    raise where.error(f"{entry!r}: no such file or directory ({relative_to})")
+
+
+def _images(value: object, top: _Where, root: Path) -> tuple[ImageRun, ...]:
+    where = top.section("images")
+    table = _table(value, where)
+    if not table:
+        raise where.error("expected at least one image")
+    runs = []
+    for image, entry in table.items():
+        here = where.section(image)
+        if not _IMAGE_REF.fullmatch(image):
+            raise here.error(
+                "expected an image reference such as 'example/app' or 'example/app:1.0'"
+            )
+        spec = _table(entry, here)
+        _check_keys(spec, here, allowed=("command", "cwd", "env", "build"), required=("command",))
+        command = _strings(
+            spec["command"], here.key("command"), what="command arguments", empty_items=True
+        )
+        if not command[0]:
+            raise here.key("command").key(0).error("expected a program, got an empty string")
+        for index, arg in enumerate(command):
+            _check_template(arg, here.key("command").key(index))
+        cwd = _directory(spec.get("cwd", "."), here.key("cwd"), root)
+        env = _env(spec.get("env", {}), here.key("env"), templates=True)
+        build = _build(spec["build"], here.key("build"), root) if "build" in spec else None
+        runs.append(ImageRun(image, command, cwd, env, build, f"{here.label}: {here}"))
+    return tuple(runs)
+
+
+def _build(value: object, where: _Where, root: Path) -> ImageBuild:
+    # Only the kube backend builds images, so it checks that these paths exist, not the load:
+    # a missing Dockerfile must not stop a local run.
+    spec = _table(value, where)
+    _check_keys(spec, where, allowed=("context", "dockerfile"))
+    context = root / _string(spec.get("context", "."), where.key("context"))
+    dockerfile = None
+    if "dockerfile" in spec:
+        dockerfile = root / _string(spec["dockerfile"], where.key("dockerfile"))
+    return ImageBuild(context, dockerfile)
+
+
+def _requests(value: object, top: _Where) -> tuple[Route, ...]:
+    where = top.key("requests")
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise where.error(f"expected an array of tables ([[requests]]), got {_toml_type(value)}")
+    if not value:
+        raise where.error("expected at least one request")
+    routes: list[Route] = []
+    names: set[str] = set()
+    for index, item in enumerate(value):
+        here = where.key(index)
+        _check_keys(
+            item, here, allowed=("name", "method", "path", "weight", "json"), required=("path",)
+        )
+        method = _string(item.get("method", "GET"), here.key("method")).upper()
+        if method not in HTTP_METHODS:
+            raise here.key("method").error(
+                f"expected one of {', '.join(sorted(HTTP_METHODS))}, got {item['method']!r}"
+            )
+        path = _string(item["path"], here.key("path"))
+        if not path.startswith("/"):
+            raise here.key("path").error(f"expected a path starting with '/', got {path!r}")
+        weight = item.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise here.key("weight").error(f"expected a positive number, got {_toml_type(weight)}")
+        if not math.isfinite(weight) or weight <= 0:
+            raise here.key("weight").error(f"expected a positive number, got {weight!r}")
+        body = None
+        if "json" in item:
+            if method not in _BODY_METHODS:
+                raise here.key("json").error(
+                    f"a {method} request has no body; allowed with {', '.join(_BODY_METHODS)}"
+                )
+            body = item["json"]
+            _check_json(body, here.key("json"))
+        name = _string(item.get("name", f"{method} {path}"), here.key("name"))
+        if name in names:
+            raise here.key("name").error(f"request name {name!r} is used twice")
+        names.add(name)
+        routes.append(Route(name, method, path, body, float(weight)))
+    return tuple(routes)
+
+
+def _version(value: object, top: _Where) -> VersionSource:
+    where = top.section("version")
+    spec = _table(value, where)
+    _check_keys(spec, where, allowed=("header", "json"))
+    if not spec:
+        raise where.error("expected 'header' (a response header) and/or 'json' (a body field)")
+    header = None
+    if "header" in spec:
+        header = _string(spec["header"], where.key("header"))
+        if not _HEADER_NAME.fullmatch(header):
+            raise where.key("header").error(f"expected an HTTP header name, got {header!r}")
+    json_field = None
+    if "json" in spec:
+        json_field = _string(spec["json"], where.key("json"))
+        if not _JSON_FIELD.fullmatch(json_field):
+            raise where.key("json").error(
+                f"expected a field name, dotted for nested objects (e.g. 'build.version'), "
+                f"got {json_field!r}"
+            )
+    return VersionSource(header, json_field)
+
+
+def _variants(value: object, top: _Where) -> Mapping[str, Variant]:
+    where = top.section("variants")
+    table = _table(value, where)
+    variants: dict[str, Variant] = {}
+    for name, entry in table.items():
+        _check_name(name, where, what="variant")
+        here = where.section(name)
+        spec = _table(entry, here)
+        _check_keys(spec, here, allowed=("description", "env", "containers"))
+        description = _string(spec.get("description", ""), here.key("description"), empty=True)
+        env = _env(spec.get("env", {}), here.key("env"), templates=False)
+        containers = _containers(spec.get("containers", {}), here)
+        if not env and not containers:
+            raise here.error("a variant must change something: give 'env' and/or 'containers'")
+        variants[name] = Variant(
+            name, description, env, MappingProxyType(containers), f"{here.label}: {here}"
+        )
+    return MappingProxyType(variants)
+
+
+def _containers(value: object, variant: _Where) -> dict[str, ContainerOverride]:
+    where = variant.key("containers")
+    table = _table(value, where)
+    overrides: dict[str, ContainerOverride] = {}
+    for name, entry in table.items():
+        _check_name(name, where, what="container")
+        here = variant.section("containers", name)
+        spec = _table(entry, here)
+        _check_keys(spec, here, allowed=("image", "env"))
+        image = None
+        if "image" in spec:
+            image = _string(spec["image"], here.key("image"))
+            if not _IMAGE_REF.fullmatch(image):
+                raise here.key("image").error(f"expected an image reference, got {image!r}")
+        env = _env(spec.get("env", {}), here.key("env"), templates=False)
+        if image is None and not env:
+            raise here.error("expected 'image' and/or 'env'")
+        overrides[name] = ContainerOverride(image, env)
+    return overrides
+
+
+def _backends(value: object, top: _Where) -> Mapping[str, BackendSettings]:
+    where = top.section("backends")
+    table = _table(value, where)
+    _check_keys(table, where, allowed=BACKEND_NAMES)
+    backends: dict[str, BackendSettings] = {}
+    for name in BACKEND_NAMES:
+        here = where.section(name)
+        spec = _table(table.get(name, {}), here)
+        _check_keys(spec, here, allowed=("env",))
+        env = _env(spec.get("env", {}), here.key("env"), templates=name == "local")
+        backends[name] = BackendSettings(name, env, f"{here.label}: {here}")
+    return MappingProxyType(backends)
+
+
+# --- value checks --------------------------------------------------------------------------
+
+
+class _Where:
+    """A position in the config, rendered as ``[table.sub].key[0].key`` for error messages."""
+
+    def __init__(
+        self, label: str, section: tuple[str, ...], keys: tuple[str | int, ...] = ()
+    ) -> None:
+        self.label = label
+        self._section = section
+        self._keys = keys
+
+    def section(self, *names: str) -> _Where:
+        return _Where(self.label, self._section + names, self._keys)
+
+    def key(self, key: str | int) -> _Where:
+        return _Where(self.label, self._section, (*self._keys, key))
+
+    def error(self, message: str) -> ConfigError:
+        where = str(self)
+        return ConfigError(
+            f"{self.label}: {where}: {message}" if where else f"{self.label}: {message}"
+        )
+
+    def __str__(self) -> str:
+        keys = "".join(f"[{k}]" if isinstance(k, int) else f".{_toml_key(k)}" for k in self._keys)
+        if self._section:
+            return f"[{'.'.join(_toml_key(name) for name in self._section)}]{keys}"
+        return keys.removeprefix(".")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+
+
+def _toml_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, datetime.datetime):
+        return "datetime"
+    if isinstance(value, datetime.date):
+        return "date"
+    if isinstance(value, datetime.time):
+        return "time"
+    return type(value).__name__
+
+
+def _check_keys(
+    table: Mapping[str, Any],
+    where: _Where,
+    *,
+    allowed: Iterable[str],
+    required: Iterable[str] = (),
+) -> None:
+    allowed = tuple(allowed)
+    for key in table:
+        if key not in allowed:
+            raise where.error(f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+    for key in required:
+        if key not in table:
+            raise where.error(f"missing required key {key!r}")
+
+
+def _check_name(name: str, where: _Where, *, what: str) -> None:
+    if len(name) > 63 or not _NAME.fullmatch(name):
+        raise where.error(
+            f"{what} name {name!r}: expected lowercase letters, digits and '-' "
+            "(at most 63, starting and ending with a letter or digit)"
+        )
+
+
+def _table(value: object, where: _Where, *, expected: str = "a table") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise where.error(f"expected {expected}, got {_toml_type(value)}")
+    return value
+
+
+def _string(value: object, where: _Where, *, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise where.error(f"expected a string, got {_toml_type(value)}")
+    if not empty and not value:
+        raise where.error("expected a non-empty string")
+    return value
+
+
+def _strings(
+    value: object, where: _Where, *, what: str, empty_items: bool = False
+) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise where.error(f"expected an array of {what}, got {_toml_type(value)}")
+    if not value:
+        raise where.error(f"expected at least one of {what}")
+    return tuple(
+        _string(item, where.key(index), empty=empty_items) for index, item in enumerate(value)
+    )
+
+
+def _directory(value: object, where: _Where, root: Path) -> Path:
+    text = _string(value, where)
+    path = root / text
+    if not path.is_dir():
+        raise where.error(f"directory {text!r} not found (relative to {display_path(root)})")
+    return path
+
+
+def _env(value: object, where: _Where, *, templates: bool) -> Mapping[str, str]:
+    table = _table(value, where)
+    env: dict[str, str] = {}
+    for name, text in table.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise where.error(
+                f"{name!r} is not an environment variable name (letters, digits, '_', '-', '.')"
+            )
+        env[name] = _string(text, where.key(name), empty=True)
+        if templates:
+            _check_template(env[name], where.key(name))
+    return MappingProxyType(env)
+
+
+def _check_json(value: object, where: _Where) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise where.error(f"expected a JSON value: {exc}") from exc
+
+
+def _check_template(text: str, where: _Where) -> None:
+    for match in _TEMPLATE_TOKEN.finditer(text):
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            continue
+        name = match.group(1)
+        if name is None:
+            raise where.error(
+                f"unmatched {token!r} in {text!r}; write {token * 2} for a literal brace"
+            )
+        if not _PLACEHOLDER.fullmatch(name):
+            raise where.error(f"unknown placeholder {{{name}}}; allowed: {', '.join(PLACEHOLDERS)}")
+
+
+def _render(text: str, values: Mapping[str, str], origin: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        if name in values:
+            return values[name]
+        if name.startswith("port:"):
+            named = [key.partition(":")[2] for key in values if key.startswith("port:")]
+            detail = (
+                f"the container has no port named {name.partition(':')[2]!r} "
+                f"(named ports: {', '.join(named) or 'none'})"
+            )
+        else:
+            detail = "the container declares no port"
+        raise ConfigError(f"{origin}: cannot fill {{{name}}} in {text!r}: {detail}")
+
+    return _TEMPLATE_TOKEN.sub(replace, text)
+
+
+def _with_env(entries: object, env: Mapping[str, str]) -> list[Any]:
+    result = list(entries) if isinstance(entries, list) else []
+    for name, value in env.items():
+        replacement = {"name": name, "value": value}
+        for index, entry in enumerate(result):
+            if isinstance(entry, dict) and entry.get("name") == name:
+                result[index] = replacement
+                break
+        else:
+            result.append(replacement)
+    return result
+
+
+def _repository(reference: str) -> str:
+    """``registry:5000/a/b:tag@sha256:...`` -> ``registry:5000/a/b``."""
+    name = reference.partition("@")[0]
+    head, colon, tag = name.rpartition(":")
+    if colon and "/" not in tag:
+        return head
+    return name

@@ -1,0 +1,1 @@
+"""The local rollout engine: Argo Rollouts semantics for the subset pytest-rollout supports."""

@@ -1,0 +1,72 @@
+"""The ``--rollout-*`` command-line options: validation and their typed, resolved form."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BACKENDS = ("local", "kube")
+
+
+def backend_name(value: str) -> str:
+    """argparse ``type=`` for ``--rollout-backend``."""
+    name = value.strip().lower()
+    if name not in BACKENDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {value!r}; allowed: {', '.join(BACKENDS)}"
+        )
+    return name
+
+
+def report_dir(value: str) -> Path:
+    """argparse ``type=`` for ``--rollout-report``: a directory path that is not a file."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("report directory must not be empty")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} exists and is not a directory")
+    return path
+
+
+def config_file(value: str) -> Path:
+    """argparse ``type=`` for ``--rollout-config``: an existing file."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a file")
+    return path
+
+
+def seconds(value: str) -> float:
+    """argparse ``type=`` for durations: a number of seconds >= 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    backend: str
+    report: Path
+    config: Path | None = None
+    endpoint_delay: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> RolloutOptions:
+        base = Path(config.invocation_params.dir)
+        report = Path(config.getoption("rollout_report"))
+        explicit = config.getoption("rollout_config")
+        return cls(
+            backend=config.getoption("rollout_backend"),
+            report=report if report.is_absolute() else base / report,
+            config=None
+            if explicit is None
+            else (explicit if explicit.is_absolute() else base / explicit),
+            endpoint_delay=config.getoption("rollout_endpoint_delay"),
+        )

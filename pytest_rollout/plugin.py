@@ -1,0 +1,247 @@
+"""pytest hooks, options, marker and fixtures of pytest-rollout (wiring only)."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_rollout import __version__, _proc, _tools
+from pytest_rollout.errors import InconclusiveError
+from pytest_rollout.evidence import Evidence
+from pytest_rollout.options import (
+    BACKENDS,
+    RolloutOptions,
+    backend_name,
+    config_file,
+    report_dir,
+    seconds,
+)
+
+if TYPE_CHECKING:
+    from pytest_rollout.backends.base import Cluster, Namespace
+    from pytest_rollout.backends.local.prometheus import PrometheusServer
+    from pytest_rollout.config import TargetConfig
+    from pytest_rollout.load import BackgroundLoad
+    from pytest_rollout.prom import PromClient
+
+MARKER = "rollout"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rollout", "pytest-rollout: rollout-safety experiments")
+    group.addoption(
+        "--rollout-backend",
+        dest="rollout_backend",
+        default="local",
+        type=backend_name,
+        metavar="NAME",
+        help=f"where experiments run: {' or '.join(BACKENDS)} (default: local)",
+    )
+    group.addoption(
+        "--rollout-report",
+        dest="rollout_report",
+        default=Path("rollout-report"),
+        type=report_dir,
+        metavar="DIR",
+        help="directory for the evidence report (default: ./rollout-report)",
+    )
+    group.addoption(
+        "--rollout-config",
+        dest="rollout_config",
+        default=None,
+        type=config_file,
+        metavar="PATH",
+        help="the target config (default: rollout.toml, else [tool.pytest-rollout] in "
+        "pyproject.toml, in the rootdir)",
+    )
+    group.addoption(
+        "--rollout-endpoint-delay",
+        dest="rollout_endpoint_delay",
+        default=1.0,
+        type=seconds,
+        metavar="SECONDS",
+        help="local backend: how long a pod's readiness change takes to reach the router, "
+        "as endpoint propagation does on a cluster (default: 1.0)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}: a rollout-safety experiment (real processes, real load); "
+        f"select with `-m {MARKER}`",
+    )
+    config.stash[_OPTIONS_KEY] = RolloutOptions.from_config(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    options = config.stash[_OPTIONS_KEY]
+    haproxy = _tools.version(_tools.HAPROXY) or "not installed"
+    prometheus = _tools.version(_tools.PROMETHEUS) or "not installed"
+    return [
+        f"rollout: pytest-rollout {__version__}, backend={options.backend}, "
+        f"report={options.report}, endpoint-delay={options.endpoint_delay:g}s, "
+        f"haproxy {haproxy}, prometheus {prometheus}, python {platform.python_version()}"
+    ]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # The last line of defence: whatever a fixture failed to stop (an interrupted setup, a
+    # Ctrl-C between start and yield) is stopped before pytest exits.
+    _proc.stop_all()
+
+
+_OPTIONS_KEY = pytest.StashKey[RolloutOptions]()
+_VERDICT_KEY = pytest.StashKey[tuple[str, str]]()
+_NOT_RUN = ("error", "the experiment did not run to its end (setup failed or was interrupted)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_VERDICT_KEY] = _verdict(report, call)
+    return report
+
+
+def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str]:
+    """The experiment's verdict and the one-line reason, from its call phase."""
+    if report.passed:
+        return "passed", ""
+    if report.skipped:
+        return "skipped", call.excinfo.exconly() if call.excinfo else ""
+    message = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
+    if call.excinfo is not None and call.excinfo.errisinstance(InconclusiveError):
+        return "inconclusive", message
+    return "failed", message
+
+
+@pytest.fixture(scope="session")
+def rollout_options(pytestconfig: pytest.Config) -> RolloutOptions:
+    """The validated ``--rollout-*`` options of this run."""
+    return pytestconfig.stash[_OPTIONS_KEY]
+
+
+@pytest.fixture
+def rollout_evidence(
+    request: pytest.FixtureRequest, rollout_options: RolloutOptions
+) -> Iterator[Callable[[str], Evidence]]:
+    """Factory of :class:`Evidence` records, written to the report when the test ends.
+
+    The verdict comes from the test's own outcome: passed, failed, or inconclusive when it
+    failed with :class:`InconclusiveError`.
+    """
+    made: list[Evidence] = []
+
+    def make(experiment: str) -> Evidence:
+        evidence = Evidence(experiment=experiment, backend=rollout_options.backend)
+        made.append(evidence)
+        return evidence
+
+    yield make
+    verdict, message = request.node.stash.get(
+        _VERDICT_KEY,
+        ("error", "the experiment did not run to its end (setup failed or interrupted)"),
+    )
+    for evidence in made:
+        evidence.verdict, evidence.message = verdict, message
+        evidence.write(rollout_options.report)
+        for key, value in evidence.metrics.items():
+            request.node.user_properties.append((f"{evidence.experiment}.{key}", value))
+
+
+@pytest.fixture(scope="session")
+def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real Prometheus (1 s scrape, file discovery) for the session; per xdist worker."""
+    from pytest_rollout.backends.local.prometheus import PrometheusServer
+
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prom(prometheus_server: PrometheusServer) -> Iterator[PromClient]:
+    """A query client for the session's Prometheus server."""
+    with prometheus_server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def rollout_target(pytestconfig: pytest.Config, rollout_options: RolloutOptions) -> TargetConfig:
+    """The target config: what the plugin knows about the service beyond its manifests."""
+    from pytest_rollout.config import load_target_config
+
+    return load_target_config(pytestconfig.rootpath, rollout_options.config)
+
+
+@pytest.fixture(scope="session")
+def rollout_cluster(
+    rollout_options: RolloutOptions,
+    rollout_target: TargetConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    """The backend's cluster for the session (one per xdist worker): expensive, shared."""
+    from pytest_rollout.backends.base import open_cluster
+
+    cluster = open_cluster(rollout_options, tmp_path_factory.mktemp("cluster"), rollout_target)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def rollout_namespace(
+    request: pytest.FixtureRequest, rollout_cluster: Cluster, rollout_options: RolloutOptions
+) -> Iterator[Namespace]:
+    """A namespace of the test's own, deleted afterwards; on failure its pod logs and events
+    are captured into the report first."""
+    from pytest_rollout.backends.base import namespace_name
+
+    namespace = rollout_cluster.create_namespace(namespace_name(request.node.name))
+    try:
+        yield namespace
+    finally:
+        verdict, _ = request.node.stash.get(_VERDICT_KEY, _NOT_RUN)
+        try:
+            if verdict not in ("passed", "skipped"):
+                namespace.capture(rollout_options.report / "_namespaces" / namespace.name)
+        finally:
+            namespace.delete()
+
+
+@pytest.fixture
+def rollout_load(rollout_target: TargetConfig) -> Iterator[Callable[..., BackgroundLoad]]:
+    """Start open-loop load with the target's request mix and version extractor:
+    ``rollout_load(url, rate=..., duration=...)``. Every load still running is stopped at the
+    end of the test."""
+    from pytest_rollout.load import BackgroundLoad, LoadSpec
+
+    started: list[BackgroundLoad] = []
+
+    def start(url: str, *, rate: float, duration: float, **kwargs: object) -> BackgroundLoad:
+        spec = LoadSpec(
+            url=url,
+            rate=rate,
+            duration=duration,
+            mix=rollout_target.requests,
+            version=rollout_target.version.extractor(),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        load = BackgroundLoad(spec).start()
+        started.append(load)
+        return load
+
+    yield start
+    for load in started:
+        if load.running:
+            load.stop()

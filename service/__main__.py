@@ -1,0 +1,116 @@
+"""Command line: ``python -m service [--host H] [--port P]`` and ``python -m service migrate``.
+
+Exit status: 0 after a clean shutdown or migration, 2 for a bad setting (one line on stderr
+naming the variable or option), 1 when the port cannot be opened or a migration fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from service.config import ServiceConfigError, database_url_from_env, load_config
+
+EXIT_FAILURE = 1
+EXIT_BAD_SETTING = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    try:
+        if args.command == "migrate":
+            return _migrate(args.revision)
+        return _serve(args.host, args.port)
+    except ServiceConfigError as exc:
+        print(f"service: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
+
+
+def _serve(host: str, port: int) -> int:
+    config = load_config(os.environ)
+    from service.listener import bind_listener
+
+    try:
+        sock = bind_listener(host, port)
+    except OSError as exc:
+        print(f"service: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    # The heavy imports come after the port is open (see service.listener).
+    import asyncio
+
+    from service.schema import known_revisions, script_directory
+    from service.server import serve
+
+    known = known_revisions(script_directory())
+    if config.schema_revision is not None and config.schema_revision not in known:
+        raise ServiceConfigError(
+            f"SERVICE_SCHEMA_REVISION: expected one of {', '.join(known)}, "
+            f"got {config.schema_revision!r}"
+        )
+    asyncio.run(serve(config, sock))
+    return 0
+
+
+def _migrate(revision: str) -> int:
+    database_url = database_url_from_env(os.environ)
+    from alembic.util.exc import CommandError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.schema import upgrade
+
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    try:
+        upgrade(database_url, revision)
+    except (SQLAlchemyError, CommandError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"service: migration of {shown} to {revision} failed: {type(exc).__name__}: {first}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    logging.getLogger("service").info("database %s migrated to %s", shown, revision)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="The reference HTTP service; release variants come from SERVICE_* variables.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=_port, default=8080, help="TCP port to listen on")
+    commands = parser.add_subparsers(
+        dest="command",
+        metavar="[migrate]",
+        title="commands",
+        description="without a command, the service serves HTTP",
+    )
+    migrate = commands.add_parser(
+        "migrate", help="apply the Alembic migrations to SERVICE_DATABASE_URL"
+    )
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return port
+
+
+if __name__ == "__main__":
+    sys.exit(main())

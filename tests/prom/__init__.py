@@ -1,0 +1,1 @@
+"""Tests of the Prometheus client and the managed Prometheus server."""

@@ -56,7 +56,7 @@ import math
 import re
 import sys
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -294,10 +294,14 @@ class TargetConfig:
         data_dir: Path,
         container_env: Mapping[str, str],
         python: str = sys.executable,
+        command: Sequence[str] = (),
+        args: Sequence[str] = (),
     ) -> LocalCommand:
         """A container of ``image`` as a local process listening on ``host``.
 
-        ``port`` is the container's first port, ``ports`` its named ones. The environment is
+        ``port`` is the container's first port, ``ports`` its named ones. As on a container
+        runtime, the container's own ``command`` replaces the image's (then it runs as
+        written), and ``args`` alone are appended to the image's. The environment is
         layered: the image's env, then the container's env from the manifest, then the local
         backend's env (it stands for what the cluster provides, so it wins).
         """
@@ -310,7 +314,10 @@ class TargetConfig:
         def render(text: str, origin: str) -> str:
             return _render(text, values, origin)
 
-        argv = tuple(render(arg, run.origin) for arg in run.command)
+        if command:
+            argv = (*command, *args)
+        else:
+            argv = (*(render(arg, run.origin) for arg in run.command), *args)
         env = {name: render(value, run.origin) for name, value in run.env.items()}
         env.update(container_env)
         local = self.backends["local"]

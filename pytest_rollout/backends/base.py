@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +22,65 @@ _MAX_NAMESPACE = 63
 _SUFFIX = 6
 
 
+@dataclass(frozen=True)
+class EventView:
+    """One Kubernetes event, backend-neutral. ``timestamp`` is epoch seconds."""
+
+    timestamp: float
+    type: str
+    reason: str
+    message: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AnalysisRunView:
+    """An AnalysisRun as ``status`` shows it: phase, message, and each metric's phase."""
+
+    name: str
+    phase: str
+    message: str
+    metric_phases: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """A Rollout's status: phase (Healthy, Progressing, Paused, Degraded), message, step."""
+
+    name: str
+    phase: str
+    message: str
+    current_step_index: int | None
+    canary_weight: int
+    stable_hash: str | None
+    canary_hash: str | None
+    aborted: bool
+
+
+class RolloutHandle(Protocol):
+    """An Argo Rollout in a namespace: observe it and act on it as ``kubectl argo rollouts``."""
+
+    @property
+    def name(self) -> str: ...
+
+    def status(self) -> RolloutView: ...
+
+    def wait_for_phase(self, phase: str, *, timeout: float) -> RolloutView:
+        """Wait until the Rollout is in ``phase``; WaitTimeout with the status and events."""
+
+    def promote(self, *, full: bool = False) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def retry(self) -> None: ...
+
+    def events(self) -> list[EventView]:
+        """The Rollout's own events (Argo's reasons), oldest first."""
+
+    def analysis_runs(self) -> list[AnalysisRunView]: ...
+
+
 class Namespace(Protocol):
     """One test's namespace on a backend."""
 
@@ -31,7 +91,10 @@ class Namespace(Protocol):
         """Create the objects (kubectl apply)."""
 
     def release(self, workload: str, variant: Variant) -> None:
-        """Change the workload's pod template to the variant (a new revision)."""
+        """Change the workload's (Deployment's or Rollout's) pod template to the variant."""
+
+    def rollout(self, name: str) -> RolloutHandle:
+        """The handle of Rollout ``name``."""
 
     def wait_rolled_out(self, workload: str, *, timeout: float) -> object:
         """Wait until every replica runs the current template and is available."""

@@ -8,15 +8,15 @@ with which outcome, and whether the generator kept its schedule (if not, the run
 *inconclusive*).
 
 Transport: the generator drives aiohttp's client directly — one ``ClientSession`` over one
-keep-alive ``TCPConnector`` (at most ``connections`` sockets), one task per request, on the
-standard asyncio loop. Measured on a 2-core machine over loopback with the same open-loop
-scheduler, an httpx ``AsyncClient`` kept up at 500 req/s but collapsed at 1,000 (198
-responses/s, median latency 12.7 s) because its per-request CPU cost saturates the one event
-loop, while aiohttp held 6,000 req/s at 1.5 ms p99 lateness, and 2,000 req/s against the
-reference service at ~130 us of CPU per request. At that cost the standard loop's floor
-(~1.1 ms p99 lateness, set by its 1 ms timer granularity) already sits far below the 5 ms
-bound, so neither uvloop nor an httpx front end over an aiohttp transport is needed, and httpx
-stays where convenience matters more than throughput: smoke checks and one-off probes.
+keep-alive ``TCPConnector`` (at most ``connections`` sockets, 256 by default), one task per
+request, on the standard asyncio loop. Measured on a 2-core machine over loopback with the
+same open-loop scheduler, an httpx ``AsyncClient`` kept up at 500 req/s but collapsed at 1,000
+(198 responses/s, median latency 12.7 s) as its per-request CPU cost saturated the event loop,
+while aiohttp held 6,000 req/s at 1.5 ms p99 lateness. Against the reference service at
+2,000 req/s it spends ~130 us of CPU per request and keeps p99 lateness at 1.1-3 ms, inside the
+5 ms bound, so neither uvloop nor an httpx front end over an aiohttp transport is needed and
+the generator adds no dependency. httpx stays where convenience matters more than throughput:
+smoke checks and one-off probes.
 """
 
 from pytest_rollout.load.background import BackgroundLoad, run_load

@@ -6,10 +6,10 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from load_servers import misbehaving_server
 
 from pytest_rollout._proc import free_port
 from service.launcher import RunningService, run_service
+from tests.load.load_servers import misbehaving_server
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import threading
 import time
 
 import pytest
-from load_servers import open_sockets, served_requests
 
 from pytest_rollout._wait import wait_for
 from pytest_rollout.errors import RolloutError
 from pytest_rollout.load import BackgroundLoad, LoadSpec, ResponseView
 from service.launcher import RunningService, run_service
+from tests.load.load_servers import open_sockets, served_requests
 
 
 def test_stop_ends_the_run_early_and_leaves_nothing_behind() -> None:

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from load_servers import served_requests
 
 from pytest_rollout._proc import ManagedProcess
 from pytest_rollout._wait import wait_for
 from service.launcher import RunningService
+from tests.load.load_servers import served_requests
 
 
 def cli(tmp_path: Path, *args: str) -> ManagedProcess:

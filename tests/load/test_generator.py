@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from load_servers import served_requests
 
 from pytest_rollout.errors import ConfigError, InconclusiveError
 from pytest_rollout.load import (
@@ -18,6 +17,7 @@ from pytest_rollout.load import (
     run_load,
 )
 from service.launcher import RunningService, run_service
+from tests.load.load_servers import served_requests
 
 
 def test_holds_300_req_s_for_3_s_on_schedule(service: RunningService) -> None:

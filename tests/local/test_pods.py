@@ -772,7 +772,12 @@ def test_session_rss_of_a_gone_session_is_zero() -> None:
             lambda m: m["containers"][0].update(volumeMounts=[]),
             "unsupported: spec.containers[0].volumeMounts",
         ),
-        (lambda m: m.update(initContainers=[]), "unsupported: spec.initContainers"),
+        (
+            lambda m: m.update(
+                initContainers=[{"name": "s", "image": "probe-target:1", "restartPolicy": "Always"}]
+            ),
+            "unsupported: spec.initContainers[0].restartPolicy=Always",
+        ),
         (
             lambda m: m["containers"][0].update(
                 lifecycle={"postStart": {"exec": {"command": ["x"]}}}

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_rollout.backends.base import RolloutHandle
 from pytest_rollout.backends.local.events import Event, EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.networking import (
@@ -226,6 +227,12 @@ class LocalNamespace:
                 + " | ".join(self.event_lines()[-5:])
             ) from exc
 
+    def rollout(self, name: str) -> RolloutHandle:
+        raise ConfigError(
+            f"no Rollout {name!r} in namespace {self.namespace}: "
+            f"this namespace runs {', '.join(SUPPORTED_KINDS)} objects only"
+        )
+
     def deployment_status(self, deployment: str) -> DeploymentStatus:
         return self._deployment(deployment).status()
 
@@ -396,20 +403,13 @@ class LocalNamespace:
             ports=container.named_ports,
             data_dir=self.data_dir,
             container_env={},
+            command=container.command,
+            args=container.args,
         )
-        argv: tuple[str, ...] = command.argv
-        # As on a container runtime: `command` replaces the image's entrypoint and arguments,
-        # `args` alone replaces its arguments — here, is appended to the mapped command.
-        if container.command:
-            argv = (*container.command, *container.args)
-        elif container.args:
-            argv = (*command.argv, *container.args)
         env = dict(command.env)
         # The image's interpreter is what `python` means inside the container.
-        env["PATH"] = os.pathsep.join(
-            [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-        )
-        return Launch(argv=argv, env=env, cwd=command.cwd)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        return Launch(argv=command.argv, env=env, cwd=command.cwd)
 
     # -- helpers --
 
@@ -420,7 +420,8 @@ class LocalNamespace:
             spec = PodSpec.from_manifest(
                 template.get("spec"), path="spec.template.spec", time_scale=self.cluster.time_scale
             )
-            self.cluster.target.image(spec.container.image)
+            for container in (*spec.init_containers, spec.container):
+                self.cluster.target.image(container.image)
         except ConfigError as exc:
             if manifest is not None:
                 raise ConfigError(f"{manifest.origin}: {manifest.ref}: {exc}") from exc

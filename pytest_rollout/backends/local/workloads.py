@@ -204,7 +204,17 @@ class DeploymentController:
 
     async def run(self) -> None:
         while True:
-            await self.sync()
+            try:
+                await self.sync()
+            except Exception as exc:
+                # As the ReplicaSet controller does with a failed pod creation: report it on
+                # the object and try again at the next sync, rather than stop reconciling.
+                self.host.events.warning(
+                    self.ref,
+                    "FailedCreate",
+                    f"Error syncing: {type(exc).__name__}: {exc}",
+                    source=REPLICASET_CONTROLLER,
+                )
             self._wake.clear()
             # A bounded wait, not a sleep: pod readiness changes poke the controller at once;
             # the period only bounds how late minReadySeconds expiries are noticed.

@@ -54,7 +54,7 @@ class ReleaseRun:
             "requests": len(self.log),
             "failures": self.failure_count(),
             "failures_by_status": self.failures(),
-            "by_version": {str(k): v for k, v in self.log.by_version().items()},
+            "by_version": self.log.summary()["by_version"],
             "release_at_s": round(self.released_at - self.log.started_at, 3),
             "rollout_s": round(self.rollout_seconds, 3),
             "load_s": round(self.log.duration, 3),

@@ -89,9 +89,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    # The last line of defence: whatever a fixture failed to stop (an interrupted setup, a
-    # Ctrl-C between start and yield) is stopped before pytest exits.
+    # The last line of defence, after session fixtures were torn down: whatever a fixture
+    # failed to stop (an interrupted setup, a Ctrl-C between start and yield) is stopped.
     _proc.stop_all()
 
 

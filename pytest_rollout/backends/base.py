@@ -128,7 +128,7 @@ def open_cluster(options: RolloutOptions, workdir: Path, target: TargetConfig) -
     if options.backend == "local":
         from pytest_rollout.backends.local.cluster import LocalCluster
 
-        return LocalCluster(workdir, target).start()
+        return LocalCluster(workdir, target, propagation_delay=options.endpoint_delay).start()
     raise ConfigError(
         f"--rollout-backend={options.backend}: this version of pytest-rollout runs experiments "
         "on the local backend only"

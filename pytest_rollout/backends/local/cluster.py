@@ -281,7 +281,7 @@ class LocalNamespace:
         if self.cluster.loop.running:
             self._call(self._delete_all(), f"delete namespace {self.namespace}", timeout=120)
         publisher = self.cluster.publisher
-        if publisher is not None:
+        if publisher is not None and self.cluster.router.running():
             publisher.run(self._leave_router).result()
         self.cluster.namespaces.pop(self.namespace, None)
         shutil.rmtree(self.data_dir.parent / "data", ignore_errors=True)
@@ -393,6 +393,10 @@ class LocalNamespace:
             if not pod.deleting:
                 self.retire_pod(pod)
         await asyncio.gather(*list(self._deletions), return_exceptions=True)
+        # Endpoint updates still on their way would otherwise recreate the pools removed next.
+        publisher = self.cluster.publisher
+        if publisher is not None:
+            publisher.flush()
 
     def _resolve(self, container: ContainerSpec, pod_ip: str) -> Launch:
         ports = container.port_numbers
@@ -408,7 +412,9 @@ class LocalNamespace:
         )
         env = dict(command.env)
         # The image's interpreter is what `python` means inside the container.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env["PATH"] = os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+        )
         return Launch(argv=command.argv, env=env, cwd=command.cwd)
 
     # -- helpers --

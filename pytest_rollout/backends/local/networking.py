@@ -174,7 +174,7 @@ class EndpointPublisher:
         self.loop = loop
         self.delay = delay
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="router")
-        self._pending: set[asyncio.TimerHandle] = set()
+        self._pending: dict[asyncio.TimerHandle, Callable[[], object]] = {}
 
     def publish_endpoints(self, pool: str, endpoints: Mapping[str, str]) -> None:
         """Schedule ``pool``'s endpoints to become ``endpoints`` after the delay (on the loop)."""
@@ -190,17 +190,17 @@ class EndpointPublisher:
 
         def fire() -> None:
             if handle is not None:
-                self._pending.discard(handle)
+                self._pending.pop(handle, None)
             self._executor.submit(call)
 
         handle = self.loop.call_later(self.delay, fire)
-        self._pending.add(handle)
+        self._pending[handle] = call
 
     def flush(self) -> None:
-        """Deliver every scheduled change now (teardown) and wait for the worker."""
-        for handle in list(self._pending):
+        """Deliver every scheduled change now, in order, and wait for the worker."""
+        for handle, call in sorted(self._pending.items(), key=lambda item: item[0].when()):
             handle.cancel()
-            handle._run()
+            self._executor.submit(call)
         self._pending.clear()
         self._executor.submit(lambda: None).result()
 

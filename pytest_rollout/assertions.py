@@ -5,11 +5,22 @@ A property the run could not observe raises :class:`InconclusiveError` (a failur
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pytest_rollout.errors import InconclusiveError
-from pytest_rollout.experiments import ReleaseRun
+from pytest_rollout.experiments import CanaryRun, ReleaseRun
+from pytest_rollout.load import TrafficLog
 
 
-def assert_load_held(run: ReleaseRun) -> None:
+class _Observed(Protocol):
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def log(self) -> TrafficLog: ...
+
+
+def assert_load_held(run: _Observed) -> None:
     """The generator kept its schedule, so the load was what the experiment says it was."""
     reason = run.log.inconclusive_reason
     if reason is not None:
@@ -75,4 +86,94 @@ def assert_readiness_probe_load_bearing(
         raise InconclusiveError(
             f"without the readiness probe no request failed either (0 of "
             f"{len(without_probe.log)}): the control run does not show the probe matters\n{table}"
+        )
+
+
+def assert_event_order(run: CanaryRun, expected: list[str]) -> None:
+    """``expected`` reasons occur in the Rollout's events in this order (others may be between)."""
+    reasons = run.reasons()
+    position = 0
+    for reason in expected:
+        try:
+            position = reasons.index(reason, position) + 1
+        except ValueError:
+            raise AssertionError(
+                f"{run.label}: expected events {expected} in order; {reason!r} missing after "
+                f"position {position}. Events:\n" + "\n".join(run.event_lines())
+            ) from None
+
+
+def blast_radius(run: CanaryRun, bad_version: str, *, allowance: float) -> dict[str, float | int]:
+    """The bad release's reach: its share of all requests from the release to the rollback
+    (the abort plus ``allowance`` for the data plane to apply weight 0), and what came after."""
+    abort = run.first_event("RolloutAborted")
+    if abort is None:
+        raise AssertionError(
+            f"{run.label}: the Rollout never aborted. Events:\n" + "\n".join(run.event_lines())
+        )
+    rolled_back_at = abort.timestamp + allowance
+    first_bad = run.log.first_seen(bad_version)
+    last_bad = run.log.last_seen(bad_version)
+    if first_bad is None or last_bad is None:
+        raise InconclusiveError(
+            f"{run.label}: the bad version {bad_version!r} served no request, so its "
+            f"containment was not observed (versions: {run.log.by_version()})"
+        )
+    window = run.log.count(run.released_at, rolled_back_at)
+    bad = run.log.by_version(run.released_at, rolled_back_at).get(bad_version, 0)
+    after = run.log.by_version(rolled_back_at, None).get(bad_version, 0)
+    return {
+        "total_requests": window,
+        "bad_requests": bad,
+        "bad_share": bad / window if window else float("nan"),
+        "bad_requests_after_rollback": after,
+        "requests_after_rollback": run.log.count(rolled_back_at, None),
+        "time_to_abort_s": abort.timestamp - first_bad,
+        "time_to_zero_bad_s": last_bad - first_bad,
+        "rolled_back_at_s": rolled_back_at - run.released_at,
+    }
+
+
+def assert_contained(
+    run: CanaryRun, radius: dict[str, float | int], *, max_share: float, min_after: int
+) -> None:
+    """At most ``max_share`` of the requests between release and rollback hit the bad version,
+    and none after, with at least ``min_after`` requests observed after the rollback."""
+    share = float(radius["bad_share"])
+    summary = (
+        f"{radius['bad_requests']} of {radius['total_requests']} requests hit the bad version "
+        f"between the release and the rollback at +{radius['rolled_back_at_s']:.1f}s "
+        f"(abort {radius['time_to_abort_s']:.1f}s after its first request)"
+    )
+    if int(radius["requests_after_rollback"]) < min_after:
+        raise InconclusiveError(
+            f"{run.label}: only {radius['requests_after_rollback']} requests after the rollback "
+            f"(< {min_after}); cannot show it held. {summary}"
+        )
+    if not share <= max_share:
+        raise AssertionError(
+            f"{run.label}: blast radius {share:.2%} > {max_share:.0%}: {summary}\n"
+            + "\n".join(run.event_lines())
+        )
+    if radius["bad_requests_after_rollback"]:
+        raise AssertionError(
+            f"{run.label}: {radius['bad_requests_after_rollback']} requests hit the bad version "
+            f"after the rollback (of {radius['requests_after_rollback']}): {summary}"
+        )
+
+
+def assert_served_throughout(run: CanaryRun, version: str, *, window: float = 1.0) -> None:
+    """``version`` served requests in every ``window``-second slice of the load."""
+    start = run.log.started_at
+    end = start + run.log.duration
+    gaps = []
+    t = start
+    while t + window <= end:
+        if run.log.by_version(t, t + window).get(version, 0) == 0:
+            gaps.append(f"+{t - start:.0f}s")
+        t += window
+    if gaps:
+        raise AssertionError(
+            f"{run.label}: the stable version {version!r} served nothing in the {window:g}s "
+            f"windows starting at {', '.join(gaps)}"
         )

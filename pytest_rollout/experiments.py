@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from pytest_rollout._wait import wait_for
-from pytest_rollout.backends.base import Namespace
+from pytest_rollout.backends.base import AnalysisRunView, EventView, Namespace, RolloutView
 from pytest_rollout.config import Variant
 from pytest_rollout.load import BackgroundLoad, TrafficLog
 from pytest_rollout.manifests import Manifest
@@ -104,5 +104,88 @@ def release_under_load(
     return ReleaseRun(label, log, released_at, rolled_out_at, namespace.event_lines())
 
 
+def _covers(log: TrafficLog, instant: float) -> bool:
+    """Whether ``log`` has a completed request sent at or after ``instant``."""
+    records = log.records
+    return bool(records) and records[-1].sent >= instant
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1e3, 3)
+
+
+@dataclass(frozen=True)
+class CanaryRun:
+    """A Rollout release under load: the traffic, the Rollout's events and analysis runs."""
+
+    label: str
+    log: TrafficLog
+    released_at: float
+    settled_at: float
+    """When the Rollout reached the phase the experiment waited for."""
+    view: RolloutView
+    events: list[EventView]
+    analysis_runs: list[AnalysisRunView]
+
+    def first_event(self, reason: str) -> EventView | None:
+        return next((e for e in self.events if e.reason == reason), None)
+
+    def event_lines(self) -> list[str]:
+        return [
+            f"{e.timestamp - self.released_at:+.1f}s {e.type} {e.reason}: {e.message}"
+            for e in self.events
+        ]
+
+    def reasons(self) -> list[str]:
+        return [e.reason for e in self.events]
+
+
+def canary_release_under_load(
+    namespace: Namespace,
+    *,
+    label: str,
+    manifests: Iterable[Manifest],
+    rollout: str,
+    route: str,
+    variant: Variant,
+    start_load: LoadStarter,
+    until_phase: str,
+    timeout: float,
+    tail: float,
+) -> CanaryRun:
+    """Deploy a Rollout and let it become stable, start load on ``route``, release ``variant``
+    and — taking no action — wait until the Rollout reaches ``until_phase``; keep the load on for
+    ``tail`` more seconds, so that what happens after is in the log too."""
+    namespace.apply(manifests)
+    namespace.wait_rolled_out(rollout, timeout=timeout)
+    url = namespace.route_url(route)
+    wait_serving(url + "/")
+    handle = namespace.rollout(rollout)
+    load = start_load(url)
+    try:
+        wait_for(
+            lambda: len(load.log) > 0 and time.time() - load.log.started_at >= 1.0,
+            what="one second of steady load before the release",
+            timeout=_WARMUP_TIMEOUT,
+        )
+        released_at = time.time()
+        namespace.release(rollout, variant)
+        view = handle.wait_for_phase(until_phase, timeout=timeout)
+        settled_at = time.time()
+        wait_for(
+            lambda: _covers(load.log, settled_at + tail),
+            what=f"the traffic log to cover {tail:g}s after the Rollout became {until_phase}",
+            timeout=tail + 5.0,
+            interval=0.25,
+        )
+    finally:
+        log = load.stop()
+    return CanaryRun(
+        label,
+        log,
+        released_at,
+        settled_at,
+        view,
+        handle.events(),
+        handle.analysis_runs(),
+    )

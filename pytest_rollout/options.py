@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,42 @@ def seconds(value: str) -> float:
     return number
 
 
+def kubeconfig_file(value: str) -> Path:
+    """argparse ``type=`` for ``--rollout-kubeconfig``: an existing file."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"kubeconfig {value!r} is not a file")
+    return path
+
+
+def kube_context(value: str) -> str:
+    """argparse ``type=`` for ``--rollout-context``: a non-empty context name."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("context name must not be empty")
+    return value.strip()
+
+
+def kind_cluster_name(value: str) -> str:
+    """argparse ``type=`` for ``--rollout-kind-cluster``: a short DNS label (kind names its
+    node containers after it)."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", value):
+        raise argparse.ArgumentTypeError(
+            f"kind cluster name {value!r}: expected lowercase letters, digits and '-' "
+            "(at most 42 characters, starting and ending with a letter or digit)"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class RolloutOptions:
     backend: str
     report: Path
     config: Path | None = None
     endpoint_delay: float = 1.0
+    kubeconfig: Path | None = None
+    context: str | None = None
+    keep_cluster: bool = False
+    kind_cluster: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RolloutOptions:
@@ -69,4 +100,14 @@ class RolloutOptions:
             if explicit is None
             else (explicit if explicit.is_absolute() else base / explicit),
             endpoint_delay=config.getoption("rollout_endpoint_delay"),
+            kubeconfig=_absolute(config.getoption("rollout_kubeconfig"), base),
+            context=config.getoption("rollout_context"),
+            keep_cluster=config.getoption("rollout_keep_cluster"),
+            kind_cluster=config.getoption("rollout_kind_cluster"),
         )
+
+
+def _absolute(path: Path | None, base: Path) -> Path | None:
+    if path is None:
+        return None
+    return path if path.is_absolute() else base / path

@@ -17,6 +17,9 @@ from pytest_rollout.options import (
     RolloutOptions,
     backend_name,
     config_file,
+    kind_cluster_name,
+    kube_context,
+    kubeconfig_file,
     report_dir,
     seconds,
 )
@@ -67,6 +70,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="local backend: how long a pod's readiness change takes to reach the router, "
         "as endpoint propagation does on a cluster (default: 1.0)",
     )
+    group.addoption(
+        "--rollout-kubeconfig",
+        dest="rollout_kubeconfig",
+        default=None,
+        type=kubeconfig_file,
+        metavar="PATH",
+        help="kube backend: use the existing cluster of this kubeconfig (never deleted) "
+        "instead of a kind cluster",
+    )
+    group.addoption(
+        "--rollout-context",
+        dest="rollout_context",
+        default=None,
+        type=kube_context,
+        metavar="NAME",
+        help="kube backend: the kubeconfig context of an existing cluster to use",
+    )
+    group.addoption(
+        "--rollout-keep-cluster",
+        dest="rollout_keep_cluster",
+        action="store_true",
+        default=False,
+        help="kube backend: keep the kind cluster this run creates, for fast reruns",
+    )
+    group.addoption(
+        "--rollout-kind-cluster",
+        dest="rollout_kind_cluster",
+        default=None,
+        type=kind_cluster_name,
+        metavar="NAME",
+        help="kube backend: the kind cluster to create or reuse (default: pytest-rollout)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,11 +117,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     options = config.stash[_OPTIONS_KEY]
     haproxy = _tools.version(_tools.HAPROXY) or "not installed"
     prometheus = _tools.version(_tools.PROMETHEUS) or "not installed"
-    return [
+    lines = [
         f"rollout: pytest-rollout {__version__}, backend={options.backend}, "
         f"report={options.report}, endpoint-delay={options.endpoint_delay:g}s, "
         f"haproxy {haproxy}, prometheus {prometheus}, python {platform.python_version()}"
     ]
+    if options.backend == "kube":
+        from pytest_rollout.backends.kube.cluster import header
+
+        lines.append(f"rollout: {header(options)}")
+    return lines
 
 
 @pytest.hookimpl(trylast=True)

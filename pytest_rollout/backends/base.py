@@ -129,9 +129,12 @@ def open_cluster(options: RolloutOptions, workdir: Path, target: TargetConfig) -
         from pytest_rollout.backends.local.cluster import LocalCluster
 
         return LocalCluster(workdir, target, propagation_delay=options.endpoint_delay).start()
+    if options.backend == "kube":
+        from pytest_rollout.backends.kube.cluster import open_kube_cluster
+
+        return open_kube_cluster(options, workdir, target)
     raise ConfigError(
-        f"--rollout-backend={options.backend}: this version of pytest-rollout runs experiments "
-        "on the local backend only"
+        f"--rollout-backend={options.backend}: unknown backend (allowed: local, kube)"
     )
 
 

@@ -46,8 +46,7 @@ def find(program: Program) -> str:
     path = shutil.which(program.name)
     if path is None:
         raise ConfigError(
-            f"--rollout-backend=kube needs `{program.name}` on PATH ({program.purpose}): "
-            f"{program.install_hint}"
+            f"`{program.name}` not found on PATH (it {program.purpose}): {program.install_hint}"
         )
     return path
 
@@ -58,8 +57,9 @@ def require(*programs: Program) -> dict[str, str]:
     if len(missing) == 1:
         find(missing[0])
     if missing:
+        names = ", ".join(f"`{p.name}`" for p in missing)
         details = "; ".join(f"`{p.name}` ({p.purpose}): {p.install_hint}" for p in missing)
-        raise ConfigError(f"--rollout-backend=kube needs on PATH: {details}")
+        raise ConfigError(f"{names} not found on PATH: {details}")
     return {program.name: find(program) for program in programs}
 
 

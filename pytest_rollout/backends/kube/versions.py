@@ -1,26 +1,28 @@
 """Every version the kube backend installs or runs, pinned here and nowhere else.
 
 The committed YAML under ``fixtures/kube/`` carries ``${NAME}`` placeholders where a version
-goes; :func:`placeholders` supplies their values. The GitHub workflow reads the kind node images
-and tool versions from this module too (``python -m pytest_rollout.backends.kube.versions``).
+goes; :func:`placeholders` supplies their values. The GitHub workflow's kind matrix repeats the
+node images and kind version (a unit test keeps the two equal).
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 
 KIND = "v0.33.0"
 """The kind release the node images below were published for."""
 
+_KINDEST_NODE = "kindest/node"
 KIND_NODE_IMAGES: Mapping[str, str] = MappingProxyType(
     {
         # The images kind v0.33.0 published, by digest: a tag alone may be rebuilt.
-        "1.35": "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
-        "1.36": "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed",
-        "1.37": "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
+        "1.35": f"{_KINDEST_NODE}:v1.35.8@sha256:"
+        "07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
+        "1.36": f"{_KINDEST_NODE}:v1.36.4@sha256:"
+        "099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed",
+        "1.37": f"{_KINDEST_NODE}:v1.37.0@sha256:"
+        "a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
     }
 )
 DEFAULT_KUBERNETES = "1.37"
@@ -78,17 +80,3 @@ def placeholders(*, arch: str) -> dict[str, str]:
         "GATEWAY_API_PLUGIN_NAME": GATEWAY_API_PLUGIN_NAME,
         "GATEWAY_API_PLUGIN_URL": gateway_api_plugin_url(arch),
     }
-
-
-def matrix() -> list[dict[str, str]]:
-    """The CI matrix of the kind job: one entry per pinned Kubernetes minor."""
-    return [
-        {"kubernetes": minor, "node_image": image, "kubectl": node_image_version(image)}
-        for minor, image in KIND_NODE_IMAGES.items()
-    ]
-
-
-if __name__ == "__main__":
-    # `python -m pytest_rollout.backends.kube.versions` prints what CI installs.
-    json.dump({"kind": KIND, "matrix": matrix()}, sys.stdout)
-    sys.stdout.write("\n")

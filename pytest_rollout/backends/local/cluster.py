@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import os
 import re
 import shutil
 import sys
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_rollout.backends.base import RolloutHandle
-from pytest_rollout.backends.local.events import Event, EventRecorder
+from pytest_rollout.backends.local.events import Event, EventRecorder, epoch_now
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.networking import (
     DEFAULT_PROPAGATION_DELAY,
@@ -35,13 +37,27 @@ from pytest_rollout.backends.local.networking import (
 )
 from pytest_rollout.backends.local.pods import ContainerSpec, Launch, Pod, PodSpec, PodStatus
 from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGroup, pod_target
+from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
 from pytest_rollout.backends.local.router import Router
 from pytest_rollout.backends.local.workloads import DeploymentController, DeploymentStatus
 from pytest_rollout.config import TargetConfig, Variant
+from pytest_rollout.engine import canary
+from pytest_rollout.engine.analysis import AnalysisTemplate, JobLaunch, Providers
+from pytest_rollout.engine.rollout_model import AnalysisStep
 from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
 from pytest_rollout.manifests import Manifest
 
-SUPPORTED_KINDS = ("Deployment", "Service", "HTTPRoute")
+# In the order they are applied: what others refer to first.
+SUPPORTED_KINDS = (
+    "Service",
+    "HTTPRoute",
+    "AnalysisTemplate",
+    "ClusterAnalysisTemplate",
+    "Deployment",
+    "Rollout",
+)
+PROMETHEUS_SERVICE = ("prometheus", "rollout-system")
+"""Where analysis templates find Prometheus: the Service the kube backend installs."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _CALL_TIMEOUT = 60.0
 _SCRAPE_ANNOTATION = "prometheus.io/scrape"
@@ -71,6 +87,7 @@ class LocalCluster:
         self.publisher: EndpointPublisher | None = None
         self.namespaces: dict[str, LocalNamespace] = {}
         self._targets: dict[tuple[str, str], TargetGroup] = {}
+        self.cluster_templates: dict[str, AnalysisTemplate] = {}
 
     def start(self) -> LocalCluster:
         try:
@@ -115,6 +132,32 @@ class LocalCluster:
     @property
     def prometheus_url(self) -> str:
         return self.prometheus.url
+
+    def resolve_url(self, url: str, namespace: str) -> str:
+        """Map an in-cluster URL (``http://svc.ns.svc.cluster.local[:port]/path``, ``http://svc``)
+        to the loopback address serving it here; other URLs are returned unchanged.
+
+        A Service resolves to its own proxy port; ``prometheus.rollout-system`` (where the kube
+        backend installs Prometheus) to the local Prometheus.
+        """
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        labels = host.removesuffix(".svc.cluster.local").removesuffix(".svc").split(".")
+        if host.replace(".", "").isdigit() or host == "localhost" or len(labels) > 2:
+            return url
+        service, service_namespace = labels[0], labels[1] if len(labels) == 2 else namespace
+        if (service, service_namespace) == PROMETHEUS_SERVICE:
+            base = self.prometheus.url
+        else:
+            owner = self.namespaces.get(service_namespace)
+            if owner is None or service not in owner.services:
+                raise ConfigError(
+                    f"{url}: no Service {service!r} in namespace {service_namespace!r} "
+                    "on the local backend"
+                )
+            base = owner.service_url(service)
+        target = urllib.parse.urlsplit(base)
+        return urllib.parse.urlunsplit(parts._replace(netloc=target.netloc))
 
     def create_namespace(self, name: str) -> LocalNamespace:
         if not _DNS_LABEL.match(name):
@@ -166,10 +209,19 @@ class LocalNamespace:
         self.log_dir = cluster.workdir / "namespaces" / name / "logs"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.created_at = epoch_now()
         self.services: dict[str, Service] = {}
         self.routes: dict[str, HTTPRoute] = {}
         self.deployments: dict[str, DeploymentController] = {}
+        self.rollouts: dict[str, RolloutController] = {}
+        self.analysis_templates: dict[str, AnalysisTemplate] = {}
         self.pods: dict[str, Pod] = {}
+        self._selectors: dict[str, Mapping[str, str]] = {}
+        self.providers = Providers(
+            resolve_url=lambda url: cluster.resolve_url(url, name),
+            job_launcher=self._launch_job,
+            job_log_dir=self.log_dir / "jobs",
+        )
         self._controller_tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
         self._deleted = False
@@ -194,30 +246,51 @@ class LocalNamespace:
                     f"kind {manifest.kind} is not supported by the local backend "
                     f"(supported: {', '.join(SUPPORTED_KINDS)})",
                 )
-        order = {kind: index for index, kind in enumerate(("Service", "HTTPRoute", "Deployment"))}
+        order = {kind: index for index, kind in enumerate(SUPPORTED_KINDS)}
         for manifest in sorted(objects, key=lambda m: order[m.kind]):
             self._call(self._apply_one(manifest), f"apply {manifest.kind}/{manifest.name}")
 
-    def release(self, deployment: str, variant: Variant) -> None:
-        """Roll ``deployment`` to ``variant`` (a changed pod template, as ``kubectl apply``)."""
-        controller = self._deployment(deployment)
-        template = copy.deepcopy(controller.template)
+    def release(self, workload: str, variant: Variant) -> None:
+        """Roll a Deployment or Rollout to ``variant`` (a changed pod template, as
+        ``kubectl apply``)."""
+        controller = self._workload(workload)
+        kind = "Rollout" if isinstance(controller, RolloutController) else "Deployment"
+        current = (
+            controller.rollout.spec.template
+            if isinstance(controller, RolloutController)
+            else controller.template
+        )
+        template = copy.deepcopy(dict(current))
         template["spec"] = variant.apply(template["spec"])
-        self._validate_pod_template(template, f"variant {variant.name!r} of {deployment}")
+        self._validate_pod_template(template, f"variant {variant.name!r} of {kind}/{workload}")
 
         async def change() -> None:
             controller.set_template(template)
 
-        self._call(change(), f"release {variant.name} to Deployment/{deployment}")
+        self._call(change(), f"release {variant.name} to {kind}/{workload}")
 
-    def wait_rolled_out(self, deployment: str, *, timeout: float) -> DeploymentStatus:
-        """Wait until every replica runs the current template and is available."""
-        controller = self._deployment(deployment)
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> object:
+        """Wait until every replica runs the current template and is available (a Rollout:
+        Healthy with the current template stable)."""
+        controller = self._workload(workload)
+        if isinstance(controller, RolloutController):
+            result: object = self._call(
+                controller.wait_for(
+                    lambda s: (
+                        s.phase == canary.Phase.HEALTHY
+                        and bool(s.stable_rs)
+                        and s.stable_rs == s.current_pod_hash
+                    )
+                ),
+                f"Rollout/{workload} to finish rolling out",
+                timeout,
+            )
+            return result
         try:
             return self.cluster.loop.call(
                 controller.wait_complete(),
                 timeout=timeout,
-                what=f"Deployment/{deployment} to finish rolling out",
+                what=f"Deployment/{workload} to finish rolling out",
             )
         except WaitTimeout as exc:
             status = controller.status()
@@ -228,9 +301,16 @@ class LocalNamespace:
             ) from exc
 
     def rollout(self, name: str) -> RolloutHandle:
-        raise ConfigError(
-            f"no Rollout {name!r} in namespace {self.namespace}: "
-            f"this namespace runs {', '.join(SUPPORTED_KINDS)} objects only"
+        controller = self.rollouts.get(name)
+        if controller is None:
+            raise ConfigError(
+                f"no Rollout {name!r} in namespace {self.namespace} "
+                f"(rollouts: {', '.join(sorted(self.rollouts)) or 'none'})"
+            )
+        return LocalRolloutHandle(
+            controller,
+            lambda coro, what, timeout: self._call(coro, what, timeout),
+            self.events,
         )
 
     def deployment_status(self, deployment: str) -> DeploymentStatus:
@@ -258,7 +338,8 @@ class LocalNamespace:
         return self.events.events(namespace=self.namespace)
 
     def event_lines(self) -> list[str]:
-        return self.events.lines(self.namespace_events())
+        """The namespace's events, times relative to the namespace's creation."""
+        return self.events.lines(self.namespace_events(), origin=self.created_at)
 
     def capture(self, destination: Path) -> None:
         """Copy every pod's logs and the namespace's events under ``destination``."""
@@ -322,8 +403,24 @@ class LocalNamespace:
             await asyncio.wrap_future(
                 publisher.run(lambda: router.ensure_route(route.route, backends))
             )
+        elif manifest.kind == "AnalysisTemplate":
+            self.analysis_templates[manifest.name] = AnalysisTemplate.from_manifest(manifest)
+        elif manifest.kind == "ClusterAnalysisTemplate":
+            self.cluster.cluster_templates[manifest.name] = AnalysisTemplate.from_manifest(manifest)
+        elif manifest.kind == "Rollout":
+            if manifest.name in self.rollouts or manifest.name in self.deployments:
+                raise manifest.error((), "already exists in this namespace")
+            rollout = RolloutController(self, manifest, time_scale=self.cluster.time_scale)
+            self._validate_pod_template(
+                rollout.rollout.spec.template, str(manifest.origin), manifest
+            )
+            self._check_rollout_references(rollout, manifest)
+            self.rollouts[manifest.name] = rollout
+            self._controller_tasks.append(
+                asyncio.create_task(rollout.run(), name=f"rollout {self.namespace}/{manifest.name}")
+            )
         else:
-            if manifest.name in self.deployments:
+            if manifest.name in self.deployments or manifest.name in self.rollouts:
                 raise manifest.error((), "already exists in this namespace")
             controller = DeploymentController(self, manifest, time_scale=self.cluster.time_scale)
             self._validate_pod_template(controller.template, str(manifest.origin), manifest)
@@ -333,6 +430,87 @@ class LocalNamespace:
                     controller.run(), name=f"deployment {self.namespace}/{manifest.name}"
                 )
             )
+
+    def _check_rollout_references(self, controller: RolloutController, manifest: Manifest) -> None:
+        strategy = controller.rollout.spec.canary
+        if strategy is None or strategy.traffic_routing is None:
+            return
+        for field, service in (
+            ("canaryService", strategy.canary_service),
+            ("stableService", strategy.stable_service),
+        ):
+            if service is not None and service not in self.services:
+                raise manifest.error(
+                    ("spec", "strategy", "canary", field),
+                    f"Service {service!r} not found in the manifests applied",
+                )
+        route = strategy.traffic_routing.http_route
+        if route not in self.routes:
+            raise manifest.error(
+                ("spec", "strategy", "canary", "trafficRouting"),
+                f"HTTPRoute {route!r} not found in the manifests applied",
+            )
+        analyses = [s.analysis for s in strategy.steps if isinstance(s, AnalysisStep)]
+        if strategy.analysis is not None:
+            analyses.append(strategy.analysis)
+        for analysis in analyses:
+            for ref in analysis.templates:
+                self.analysis_template(ref.template_name, cluster_scope=ref.cluster_scope)
+
+    # -- what the Rollout controller asks of its namespace (on the loop) --
+
+    def analysis_template(self, name: str, *, cluster_scope: bool) -> AnalysisTemplate:
+        found = (self.cluster.cluster_templates if cluster_scope else self.analysis_templates).get(
+            name
+        )
+        if found is None:
+            kind = "ClusterAnalysisTemplate" if cluster_scope else "AnalysisTemplate"
+            raise ConfigError(f'{kind}.argoproj.io "{name}" not found')
+        return found
+
+    def set_service_hash(self, service: str, pod_hash: str) -> None:
+        """Point a Service at one ReplicaSet, as Argo does with the stable and canary Services."""
+        current = self.services[service]
+        base = self._selectors.setdefault(service, dict(current.selector))
+        updated = dataclasses.replace(current, selector={**base, HASH_LABEL: pod_hash})
+        self.services[service] = updated
+        publisher = self.cluster._require_publisher()
+        publisher.publish_endpoints(updated.pool, ready_endpoints(updated, self.pods.values()))
+
+    def set_route_weights(self, route: str, weights: Mapping[str, int]) -> None:
+        """Set an HTTPRoute's backend weights by Service name (the Gateway API plugin's job)."""
+        state = self.routes[route]
+        self.cluster._require_publisher().publish_weights(
+            state.route, {state.pool(service): weight for service, weight in weights.items()}
+        )
+
+    def _launch_job(self, container: Mapping[str, Any]) -> JobLaunch:
+        """Run an analysis Job's container as a local process, mapped like a pod's."""
+        env = {
+            str(e["name"]): str(e.get("value", ""))
+            for e in container.get("env") or []
+            if isinstance(e, dict) and "name" in e
+        }
+        command = self.cluster.target.local_command(
+            str(container.get("image", "")),
+            host="127.0.0.1",
+            port=None,
+            ports={},
+            data_dir=self.data_dir,
+            container_env=env,
+            command=[str(c) for c in container.get("command") or []],
+            args=[str(a) for a in container.get("args") or []],
+        )
+        return JobLaunch(
+            command.argv, env={**os.environ, **self._path_env(), **command.env}, cwd=command.cwd
+        )
+
+    @staticmethod
+    def _path_env() -> dict[str, str]:
+        # The image's interpreter is what `python` means inside a container.
+        return {
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        }
 
     async def create_pod(
         self, name: str, template: Mapping[str, Any], labels: Mapping[str, str]
@@ -382,13 +560,18 @@ class LocalNamespace:
         self._poke_controllers()
 
     def _poke_controllers(self) -> None:
-        for controller in self.deployments.values():
-            controller.poke()
+        for deployment in self.deployments.values():
+            deployment.poke()
+        for rollout in self.rollouts.values():
+            rollout.poke()
 
     async def _delete_all(self) -> None:
         for task in self._controller_tasks:
             task.cancel()
         await asyncio.gather(*self._controller_tasks, return_exceptions=True)
+        for rollout in self.rollouts.values():
+            await rollout.stop()
+        self.providers.close()
         for pod in list(self.pods.values()):
             if not pod.deleting:
                 self.retire_pod(pod)
@@ -441,6 +624,16 @@ class LocalNamespace:
                 f"no Deployment {name!r} in namespace {self.namespace} "
                 f"(deployments: {', '.join(sorted(self.deployments)) or 'none'})"
             ) from None
+
+    def _workload(self, name: str) -> DeploymentController | RolloutController:
+        found = self.deployments.get(name) or self.rollouts.get(name)
+        if found is None:
+            known = sorted([*self.deployments, *self.rollouts])
+            raise ConfigError(
+                f"no Deployment or Rollout {name!r} in namespace {self.namespace} "
+                f"(workloads: {', '.join(known) or 'none'})"
+            )
+        return found
 
     def _call(self, coro: Any, what: str, timeout: float = _CALL_TIMEOUT) -> Any:
         return self.cluster.loop.call(coro, timeout=timeout, what=what)

@@ -176,10 +176,14 @@ class EventRecorder:
     def with_reason(self, reason: str) -> list[Event]:
         return self.events(reason=reason)
 
-    def lines(self, events: Iterable[Event] | None = None) -> list[str]:
-        """Printable lines relative to :attr:`origin` (all events unless ``events`` is given)."""
+    def lines(
+        self, events: Iterable[Event] | None = None, *, origin: float | None = None
+    ) -> list[str]:
+        """Printable lines relative to ``origin`` (default :attr:`origin`); all events unless
+        ``events`` is given."""
         chosen = self.events() if events is None else list(events)
-        return [e.line(self.origin) for e in chosen]
+        start = self.origin if origin is None else origin
+        return [e.line(start) for e in chosen]
 
     def format(self, events: Iterable[Event] | None = None) -> str:
         return "\n".join(self.lines(events))

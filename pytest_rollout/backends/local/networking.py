@@ -181,6 +181,12 @@ class EndpointPublisher:
         snapshot = dict(endpoints)
         self._later(lambda: self.router.set_endpoints(pool, snapshot))
 
+    def publish_weights(self, route: str, weights: Mapping[str, int]) -> None:
+        """Schedule a route's pool weights to change after the delay: an HTTPRoute update
+        reaches the Gateway's data plane no sooner than an endpoint change does."""
+        snapshot = dict(weights)
+        self._later(lambda: self.router.set_weights(route, snapshot))
+
     def run(self, call: Callable[[], object]) -> concurrent.futures.Future[object]:
         """Run a router call now, in order with the delayed ones."""
         return self._executor.submit(call)

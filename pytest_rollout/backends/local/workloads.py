@@ -289,15 +289,20 @@ class DeploymentController:
             f"Scaled {direction} replica set {rs.name} from {current} to {size}",
             source=DEPLOYMENT_CONTROLLER,
         )
-        if size > current:
-            for _ in range(size - current):
-                pod = await self.host.create_pod(
-                    f"{rs.name}-{safe_suffix()}", rs.template, rs.labels
-                )
-                rs.pods.append(pod)
-            return
-        for pod in _deletion_order(rs.pods)[: current - size]:
-            self.host.retire_pod(pod)
+        await resize(self.host, rs, size)
+
+
+async def resize(host: PodHost, rs: ReplicaSet, size: int) -> None:
+    """Create or retire pods until ``rs`` has ``size`` of them (the ReplicaSet controller)."""
+    current = rs.replicas
+    if size > current:
+        for _ in range(size - current):
+            rs.pods.append(
+                await host.create_pod(f"{rs.name}-{safe_suffix()}", rs.template, rs.labels)
+            )
+        return
+    for pod in _deletion_order(rs.pods)[: current - size]:
+        host.retire_pod(pod)
 
 
 def _deletion_order(pods: list[Pod]) -> list[Pod]:

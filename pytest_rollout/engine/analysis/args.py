@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
+from pytest_rollout.engine.analysis.fields import check_keys, kind_of, value_at
 from pytest_rollout.engine.expr.builtins import go_quote
 from pytest_rollout.errors import ConfigError
-from pytest_rollout.manifests import Manifest, display_path, format_field_path
+from pytest_rollout.manifests import Manifest
 
 PodTemplateHashValue = Literal["Stable", "Latest"]
 POD_TEMPLATE_HASH_VALUES: tuple[PodTemplateHashValue, ...] = ("Stable", "Latest")
@@ -72,17 +73,17 @@ def parse_arguments(
 ) -> tuple[Argument, ...]:
     """The argument list at ``path`` in ``manifest`` (an AnalysisTemplate's ``spec.args``, or
     a Rollout's ``analysis.args`` with ``pod_template_hash=True``)."""
-    raw = _get(manifest.body, path)
+    raw = value_at(manifest.body, path)
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise manifest.error(path, f"expected a list of arguments, got {_kind(raw)}")
+        raise manifest.error(path, f"expected a list of arguments, got {kind_of(raw)}")
     args: list[Argument] = []
     for index, item in enumerate(raw):
         where = (*path, index)
         if not isinstance(item, dict):
-            raise manifest.error(where, f"expected a mapping with a name, got {_kind(item)}")
-        _only(manifest, where, item, ("name", "value", "valueFrom"))
+            raise manifest.error(where, f"expected a mapping with a name, got {kind_of(item)}")
+        check_keys(manifest, where, item, ("name", "value", "valueFrom"))
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise manifest.error((*where, "name"), "required: a non-empty string")
@@ -90,7 +91,7 @@ def parse_arguments(
         if value is not None and not isinstance(value, str):
             raise manifest.error(
                 (*where, "value"),
-                f"expected a string (quote it: '{json.dumps(value)}'), got {_kind(value)}",
+                f"expected a string (quote it: '{json.dumps(value)}'), got {kind_of(value)}",
             )
         value_from = _parse_value_from(manifest, where, item.get("valueFrom"), pod_template_hash)
         if value is not None and value_from is not None:
@@ -106,9 +107,9 @@ def _parse_value_from(
         return None
     at = (*where, "valueFrom")
     if not isinstance(raw, dict):
-        raise manifest.error(at, f"expected a mapping, got {_kind(raw)}")
+        raise manifest.error(at, f"expected a mapping, got {kind_of(raw)}")
     allowed = ("podTemplateHashValue", "fieldRef") if pod_template_hash else ("fieldRef",)
-    _only(manifest, at, raw, allowed)
+    check_keys(manifest, at, raw, allowed)
     if len(raw) != 1:
         raise manifest.error(at, f"expected exactly one of {', '.join(allowed)}")
     if "podTemplateHashValue" in raw:
@@ -121,64 +122,12 @@ def _parse_value_from(
         return ValueFrom(pod_template_hash=source)
     field_ref = raw["fieldRef"]
     if not isinstance(field_ref, dict):
-        raise manifest.error((*at, "fieldRef"), f"expected a mapping, got {_kind(field_ref)}")
-    _only(manifest, (*at, "fieldRef"), field_ref, ("fieldPath",))
+        raise manifest.error((*at, "fieldRef"), f"expected a mapping, got {kind_of(field_ref)}")
+    check_keys(manifest, (*at, "fieldRef"), field_ref, ("fieldPath",))
     field_path = field_ref.get("fieldPath")
     if not isinstance(field_path, str) or not field_path:
         raise manifest.error((*at, "fieldRef", "fieldPath"), "required: a non-empty string")
     return ValueFrom(field_path=field_path)
-
-
-def unsupported(
-    manifest: Manifest, path: Sequence[str | int], allowed: Iterable[str]
-) -> ConfigError:
-    """``file:line: Kind/name: unsupported: a.b[0].c (supported: ...)``: raise it."""
-    where = f"{display_path(manifest.origin.path)}:{manifest.line_of(path)}"
-    choices = ", ".join(allowed) or "nothing"
-    return ConfigError(
-        f"{where}: {manifest.ref}: unsupported: {format_field_path(path)} (supported: {choices})"
-    )
-
-
-def _only(
-    manifest: Manifest,
-    path: tuple[str | int, ...],
-    mapping: Mapping[str, Any],
-    allowed: Sequence[str],
-) -> None:
-    for key in mapping:
-        if key not in allowed:
-            raise unsupported(manifest, (*path, str(key)), allowed)
-
-
-def _get(body: Mapping[str, Any], path: Sequence[str | int]) -> Any:
-    node: Any = body
-    for part in path:
-        if isinstance(part, int):
-            if not isinstance(node, list) or part >= len(node):
-                return None
-            node = node[part]
-        else:
-            if not isinstance(node, dict):
-                return None
-            node = node.get(part)
-    return node
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 # --------------------------------------------------------------------------------------------

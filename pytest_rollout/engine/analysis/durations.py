@@ -1,8 +1,8 @@
 """Durations written the way Go's ``time.ParseDuration`` reads them (``30s``, ``1m30s``, ``1.5h``).
 
 Argo Rollouts parses ``interval`` and ``initialDelay`` with ``DurationString.Duration()``, which
-is ``time.ParseDuration`` (``pkg/apis/rollouts/v1alpha1/types.go``); the error texts below are
-Go's own (``src/time/format.go``).
+is ``time.ParseDuration`` (argoproj/argo-rollouts ``pkg/apis/rollouts/v1alpha1/analysis_types.go``);
+the error texts below are Go's own (``src/time/format.go``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pytest_rollout.engine.expr.builtins import go_quote
 _NANOS_PER_UNIT = {
     "ns": 1,
     "us": 1_000,
-    "µs": 1_000,  # U+00B5 micro sign  # noqa: RUF003
-    "μs": 1_000,  # U+03BC Greek mu  # noqa: RUF003
+    "µs": 1_000,  # U+00B5 micro sign
+    "μs": 1_000,  # U+03BC Greek mu
     "ms": 1_000_000,
     "s": 1_000_000_000,
     "m": 60_000_000_000,
@@ -62,9 +62,7 @@ def parse_go_duration_nanos(text: str) -> int:
         if not unit:
             raise DurationError(f"time: missing unit in duration {go_quote(text)}")
         if unit not in _NANOS_PER_UNIT:
-            raise DurationError(
-                f"time: unknown unit {go_quote(unit)} in duration {go_quote(text)}"
-            )
+            raise DurationError(f"time: unknown unit {go_quote(unit)} in duration {go_quote(text)}")
         amount = Fraction(int(whole or "0"))
         if fraction:
             amount += Fraction(int(fraction), 10 ** len(fraction))

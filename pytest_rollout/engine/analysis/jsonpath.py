@@ -51,9 +51,7 @@ class JsonPath:
                 raise JsonPathError(f"{_go_type(node)} is not array or slice")
             index = step + len(node) if step < 0 else step
             if not 0 <= index < len(node):
-                raise JsonPathError(
-                    f"array index out of bounds: index {index}, length {len(node)}"
-                )
+                raise JsonPathError(f"array index out of bounds: index {index}, length {len(node)}")
             node = node[index]
         return node
 
@@ -63,7 +61,8 @@ def compile_jsonpath(source: str) -> JsonPath:
     text = source.strip() or "{$}"
     if not (text.startswith("{") and text.endswith("}")):
         raise JsonPathError(
-            f"jsonPath {source!r} must be one {{...}} expression, e.g. {SUPPORTED_FORMS}"
+            f"jsonPath {source!r} is not supported: write one {{...}} expression, "
+            f"supported forms are {SUPPORTED_FORMS}"
         )
     body = text[1:-1].strip()
     if body.startswith("$"):

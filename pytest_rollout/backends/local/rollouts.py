@@ -1,0 +1,332 @@
+"""The Argo Rollouts controller of the local backend: the pure canary engine, applied.
+
+:func:`pytest_rollout.engine.canary.step` decides (ReplicaSet sizes, Service selectors, traffic
+weight, AnalysisRuns, events); this module observes the real pods and runs, calls it, and acts on
+its decision with real processes, HAProxy and AnalysisRuns measuring real Prometheus and HTTP.
+
+What a cluster would do between the controller and the data plane is mirrored: a Service's
+selector change and the HTTPRoute's weight change both reach the router after the endpoint
+delay, in the order they were made, as the Gateway's own reconciliation does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutView
+from pytest_rollout.backends.local.events import EventRecorder, ObjectRef, epoch_now
+from pytest_rollout.backends.local.workloads import PodHost, ReplicaSet, resize
+from pytest_rollout.engine import canary
+from pytest_rollout.engine.analysis import AnalysisRun, AnalysisTemplate, Argument, Providers
+from pytest_rollout.engine.rollout_model import parse_rollout
+from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
+from pytest_rollout.manifests import Manifest
+
+ROLLOUTS_CONTROLLER = "rollouts-controller"
+HASH_LABEL = "rollouts-pod-template-hash"
+_SYNC_PERIOD = 0.1
+_MAX_PASSES = 20
+
+
+class RolloutHost(PodHost, Protocol):
+    """What the Rollout controller needs from its namespace beyond pods."""
+
+    def set_service_hash(self, service: str, pod_hash: str) -> None: ...
+
+    def set_route_weights(self, route: str, weights: Mapping[str, int]) -> None: ...
+
+    def analysis_template(self, name: str, *, cluster_scope: bool) -> AnalysisTemplate: ...
+
+    providers: Providers
+
+
+class RolloutController:
+    """One Rollout: its ReplicaSets, AnalysisRuns and status, reconciled on the loop."""
+
+    def __init__(self, host: RolloutHost, manifest: Manifest, *, time_scale: float = 1.0) -> None:
+        self.host = host
+        self.manifest = manifest
+        self.rollout = parse_rollout(manifest)
+        strategy = self.rollout.spec.canary
+        if strategy is None:
+            raise manifest.error(
+                ("spec", "strategy", "blueGreen"),
+                "unsupported: the local backend runs canary Rollouts only",
+            )
+        if strategy.traffic_routing is None:
+            raise manifest.error(
+                ("spec", "strategy", "canary"),
+                "the local backend needs trafficRouting.plugins.argoproj-labs/gatewayAPI",
+            )
+        self.name = self.rollout.name
+        self.ref = ObjectRef("Rollout", self.name, host.namespace)
+        self.time_scale = time_scale
+        self.status = canary.RolloutStatus()
+        self.templates: dict[str, dict[str, Any]] = {
+            self.rollout.pod_template_hash: copy.deepcopy(dict(self.rollout.spec.template))
+        }
+        self.replica_sets: dict[str, ReplicaSet] = {}
+        self.runs: dict[str, AnalysisRun] = {}
+        self._run_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._commands: list[Callable[[canary.RolloutStatus], canary.RolloutStatus]] = []
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._routing = canary.Routing("", "", 0)
+
+    # -- spec changes and commands (on the loop) --
+
+    def set_template(self, template: Mapping[str, Any]) -> None:
+        """A new pod template: what ``kubectl apply`` of a changed Rollout does."""
+        body = copy.deepcopy(dict(self.manifest.body))
+        body["spec"]["template"] = copy.deepcopy(dict(template))
+        self.manifest = dataclasses.replace(self.manifest, body=body)
+        self.rollout = parse_rollout(self.manifest)
+        self.templates.setdefault(self.rollout.pod_template_hash, copy.deepcopy(dict(template)))
+        self.poke()
+
+    def command(self, change: Callable[[canary.RolloutStatus], canary.RolloutStatus]) -> None:
+        self._commands.append(change)
+        self.poke()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    # -- the control loop --
+
+    async def run(self) -> None:
+        while True:
+            wake_at: float | None = None
+            try:
+                wake_at = await self.reconcile()
+            except Exception as exc:
+                self.host.events.warning(
+                    self.ref,
+                    "ReconcileError",
+                    f"{type(exc).__name__}: {exc}",
+                    source=ROLLOUTS_CONTROLLER,
+                )
+            self._wake.clear()
+            timeout = _SYNC_PERIOD
+            if wake_at is not None:
+                timeout = max(0.0, min(timeout, wake_at - epoch_now()))
+            # A bounded wait: pods, runs and commands poke the controller; the period bounds how
+            # late minReadySeconds and pause expiries are noticed.
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def reconcile(self) -> float | None:
+        for change in self._commands:
+            self.status = change(self.status)
+        self._commands.clear()
+        wake_at = None
+        for _ in range(_MAX_PASSES):
+            now = epoch_now()
+            decision = canary.step(self.status, self.rollout, self._observe(now), now)
+            await self._apply(decision)
+            self.status = decision.status
+            wake_at = decision.wake_at
+            if not decision.changed:
+                break
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return wake_at
+
+    def _observe(self, now: float) -> canary.Observations:
+        min_ready = self.rollout.spec.min_ready_seconds * self.time_scale
+        pods = {}
+        for pod_hash, rs in self.replica_sets.items():
+            rs.pods = [pod for pod in rs.pods if not pod.deleted]
+            pods[pod_hash] = canary.PodCounts(rs.replicas, rs.ready(), rs.available(min_ready, now))
+        runs = {
+            name: canary.RunObservation(canary.AnalysisPhase(str(run.phase)), run.message)
+            for name, run in self.runs.items()
+        }
+        return canary.Observations(pods, runs)
+
+    async def _apply(self, decision: canary.Decision) -> None:
+        for event in decision.events:
+            record = (
+                self.host.events.warning if event.type == "Warning" else self.host.events.normal
+            )
+            record(self.ref, event.reason, event.message, source=ROLLOUTS_CONTROLLER)
+        for state in decision.replica_sets:
+            rs = self.replica_sets.get(state.pod_hash) or self._create_replica_set(state)
+            if rs.replicas != state.replicas:
+                await resize(self.host, rs, state.replicas)
+        for name in decision.deleted_replica_sets:
+            for pod_hash, rs in list(self.replica_sets.items()):
+                if rs.name == name:
+                    await resize(self.host, rs, 0)
+                    del self.replica_sets[pod_hash]
+        self._route(decision.routing)
+        for name in decision.terminate_runs:
+            run = self.runs.get(name)
+            if run is not None:
+                run.terminate()
+        for request in decision.start_runs:
+            self._start_run(request)
+
+    def _create_replica_set(self, state: canary.ReplicaSetState) -> ReplicaSet:
+        template = self.templates[state.pod_hash]
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        labels[HASH_LABEL] = state.pod_hash
+        rs = ReplicaSet(state.name, state.pod_hash, state.revision, copy.deepcopy(template), labels)
+        self.replica_sets[state.pod_hash] = rs
+        return rs
+
+    def _route(self, routing: canary.Routing) -> None:
+        strategy = self.rollout.spec.canary
+        if strategy is None or strategy.traffic_routing is None:
+            raise RolloutError(f"Rollout/{self.name}: no canary traffic routing to apply")
+        if routing.stable_hash != self._routing.stable_hash and strategy.stable_service:
+            self.host.set_service_hash(strategy.stable_service, routing.stable_hash)
+        if routing.canary_hash != self._routing.canary_hash and strategy.canary_service:
+            self.host.set_service_hash(strategy.canary_service, routing.canary_hash)
+        weight = routing.canary_weight or 0
+        if weight != (self._routing.canary_weight or 0) and strategy.canary_service:
+            self.host.set_route_weights(
+                strategy.traffic_routing.http_route,
+                {str(strategy.stable_service): 100 - weight, strategy.canary_service: weight},
+            )
+        self._routing = routing
+
+    def _start_run(self, request: canary.AnalysisRunRequest) -> None:
+        templates = [
+            self.host.analysis_template(ref.template_name, cluster_scope=ref.cluster_scope)
+            for ref in request.analysis.templates
+        ]
+        values = self.rollout.resolve_arguments(
+            request.analysis.args,
+            namespace=self.host.namespace,
+            stable_hash=request.stable_hash,
+            latest_hash=request.latest_hash,
+        )
+        run = AnalysisRun(
+            request.name,
+            templates,
+            [Argument(name, value) for name, value in values.items()],
+            providers=self.host.providers,
+        )
+        run.subscribe(lambda _event: self.poke())
+        self.runs[request.name] = run
+        self._run_tasks[request.name] = asyncio.create_task(
+            run.run(), name=f"analysisrun {request.name}"
+        )
+
+    async def stop(self) -> None:
+        for run in self.runs.values():
+            run.terminate()
+        await asyncio.gather(*self._run_tasks.values(), return_exceptions=True)
+
+    # -- observation (any thread) --
+
+    def view(self) -> RolloutView:
+        status = self.status
+        weights = status.weights
+        return RolloutView(
+            name=self.name,
+            phase=str(status.phase),
+            message=status.message,
+            current_step_index=status.current_step_index,
+            canary_weight=weights.canary if weights is not None else 0,
+            stable_hash=status.stable_rs or None,
+            canary_hash=status.current_pod_hash or None,
+            aborted=status.abort,
+        )
+
+    def run_views(self) -> list[AnalysisRunView]:
+        views = []
+        for run in list(self.runs.values()):
+            snapshot = run.status()
+            views.append(
+                AnalysisRunView(
+                    snapshot.name,
+                    str(snapshot.phase),
+                    snapshot.message,
+                    {m.name: str(m.phase) for m in snapshot.metrics},
+                )
+            )
+        return views
+
+    async def wait_for(self, predicate: Callable[[canary.RolloutStatus], bool]) -> RolloutView:
+        while not predicate(self.status):
+            await self._changed.wait()
+        return self.view()
+
+
+class LocalRolloutHandle:
+    """The test thread's side of one Rollout (a ``RolloutHandle``)."""
+
+    def __init__(
+        self, controller: RolloutController, call: Callable[..., Any], events: EventRecorder
+    ) -> None:
+        self._controller = controller
+        self._call = call
+        self._events = events
+
+    @property
+    def name(self) -> str:
+        return self._controller.name
+
+    def status(self) -> RolloutView:
+        return self._controller.view()
+
+    def wait_for_phase(self, phase: str, *, timeout: float) -> RolloutView:
+        wanted = canary.Phase(phase)
+        try:
+            result: RolloutView = self._call(
+                self._controller.wait_for(lambda status: status.phase == wanted),
+                f"Rollout/{self.name} to reach phase {phase}",
+                timeout,
+            )
+            return result
+        except WaitTimeout as exc:
+            view = self.status()
+            recent = " | ".join(f"{e.reason}: {e.message}" for e in self.events()[-6:])
+            raise WaitTimeout(
+                f"{exc}; it is {view.phase} ({view.message or 'no message'}), step "
+                f"{view.current_step_index}, canary weight {view.canary_weight}; recent events: "
+                f"{recent}"
+            ) from exc
+
+    def promote(self, *, full: bool = False) -> None:
+        rollout = self._controller.rollout
+        self._command(canary.promote_full if full else lambda s: canary.promote(s, rollout))
+
+    def abort(self) -> None:
+        self._command(canary.abort)
+
+    def retry(self) -> None:
+        self._command(canary.retry)
+
+    def events(self) -> list[EventView]:
+        ref = self._controller.ref
+        return [
+            EventView(e.timestamp, e.type, e.reason, e.message, ref.kind, ref.name)
+            for e in self._events.for_object(ref)
+        ]
+
+    def analysis_runs(self) -> list[AnalysisRunView]:
+        return self._controller.run_views()
+
+    def _command(self, change: Callable[[canary.RolloutStatus], canary.RolloutStatus]) -> None:
+        async def send() -> None:
+            self._controller.command(change)
+
+        self._call(send(), f"command to Rollout/{self.name}", 10.0)
+
+
+def rollout_error(name: str, namespace: str, known: list[str]) -> ConfigError:
+    return ConfigError(
+        f"no Rollout {name!r} in namespace {namespace} (rollouts: {', '.join(known) or 'none'})"
+    )
+
+
+__all__ = ["LocalRolloutHandle", "RolloutController", "RolloutError", "rollout_error"]

@@ -89,18 +89,24 @@ def assert_readiness_probe_load_bearing(
         )
 
 
-def assert_event_order(run: CanaryRun, expected: list[str]) -> None:
-    """``expected`` reasons occur in the Rollout's events in this order (others may be between)."""
-    reasons = run.reasons()
+def assert_in_order(seen: list[str], expected: list[str], *, context: str) -> None:
+    """``expected`` occur in ``seen`` in this order (others may stand between them)."""
     position = 0
-    for reason in expected:
+    for item in expected:
         try:
-            position = reasons.index(reason, position) + 1
+            position = seen.index(item, position) + 1
         except ValueError:
             raise AssertionError(
-                f"{run.label}: expected events {expected} in order; {reason!r} missing after "
-                f"position {position}. Events:\n" + "\n".join(run.event_lines())
+                f"expected {expected} in order; {item!r} missing after position {position} "
+                f"of {seen}\n{context}"
             ) from None
+
+
+def assert_event_order(run: CanaryRun, expected: list[str]) -> None:
+    """``expected`` reasons occur in the Rollout's events in this order."""
+    assert_in_order(
+        run.reasons(), expected, context=f"{run.label} events:\n" + "\n".join(run.event_lines())
+    )
 
 
 def blast_radius(run: CanaryRun, bad_version: str, *, allowance: float) -> dict[str, float | int]:

@@ -205,7 +205,7 @@ def _manifest(data: object, origin: Origin, lines: Mapping[FieldPath, int]) -> M
         return ConfigError(f"{prefix}: {field_text}: {message}" if path else f"{prefix}: {message}")
 
     if not isinstance(data, dict):
-        raise fail((), f"expected a Kubernetes object (a mapping), got {_type_name(data)}")
+        raise fail((), f"expected a Kubernetes object (a mapping), got {type_name(data)}")
     api_version = data.get("apiVersion")
     if not isinstance(api_version, str) or not _API_VERSION.fullmatch(api_version):
         raise fail(
@@ -219,7 +219,7 @@ def _manifest(data: object, origin: Origin, lines: Mapping[FieldPath, int]) -> M
         raise fail(("kind",), f"{kind} is not supported; write one document per object")
     metadata = data.get("metadata")
     if not isinstance(metadata, dict):
-        raise fail(("metadata",), f"expected a mapping with a name, got {_type_name(metadata)}")
+        raise fail(("metadata",), f"expected a mapping with a name, got {type_name(metadata)}")
     for key in metadata:
         if key == "namespace":
             raise fail(
@@ -242,19 +242,20 @@ def _manifest(data: object, origin: Origin, lines: Mapping[FieldPath, int]) -> M
     for table in ("labels", "annotations"):
         values = metadata.get(table, {})
         if not isinstance(values, dict):
-            raise fail(("metadata", table), f"expected a mapping, got {_type_name(values)}")
+            raise fail(("metadata", table), f"expected a mapping, got {type_name(values)}")
         for key, value in values.items():
             if not isinstance(key, str):
                 raise fail(("metadata", table), f"keys must be strings, got {key!r}")
             if not isinstance(value, str):
                 raise fail(
                     ("metadata", table, key),
-                    f"expected a string (quote it: '{json.dumps(value)}'), got {_type_name(value)}",
+                    f"expected a string (quote it: '{json.dumps(value)}'), got {type_name(value)}",
                 )
     return Manifest(api_version, kind, name, data, origin, lines)
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
+    """``a string``, ``a number``, ``a mapping`` ... for messages."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):

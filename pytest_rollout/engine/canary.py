@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from pytest_rollout.engine import events as ev
+from pytest_rollout.engine.analysis.phases import AnalysisPhase
 from pytest_rollout.engine.replicas import (
     CanaryPosition,
     ReplicaCounts,
@@ -71,19 +72,6 @@ class Phase(enum.StrEnum):
 class PauseReason(enum.StrEnum):
     CANARY_PAUSE_STEP = "CanaryPauseStep"
     INCONCLUSIVE_ANALYSIS = "InconclusiveAnalysisRun"
-
-
-class AnalysisPhase(enum.StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCESSFUL = "Successful"
-    FAILED = "Failed"
-    ERROR = "Error"
-    INCONCLUSIVE = "Inconclusive"
-
-    @property
-    def completed(self) -> bool:
-        return self not in (AnalysisPhase.PENDING, AnalysisPhase.RUNNING)
 
 
 class RunKind(enum.StrEnum):

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pytest_rollout.engine.analysis.durations import parse_go_duration
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import FieldPath, Manifest, display_path, format_field_path
 
@@ -80,17 +81,6 @@ _DOWNWARD_FIELD = re.compile(
     r"metadata\.(?:name|namespace|labels|annotations)"
     r"|metadata\.(?:labels|annotations)\['[^']+'\]"
 )
-_GO_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_GO_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-zµμ]+)")
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -305,31 +295,6 @@ def _downward_map(values: Mapping[str, str]) -> str:
 
 
 # --- durations and hashes ------------------------------------------------------------------
-
-
-def parse_go_duration(text: str) -> float:
-    """Go's ``time.ParseDuration`` in seconds (``"1m30s"``, ``"1.5h"``, ``"-2s"``)."""
-    original = text
-    sign = 1.0
-    if text and text[0] in "+-":
-        sign = -1.0 if text[0] == "-" else 1.0
-        text = text[1:]
-    if text == "0":
-        return 0.0
-    if not text:
-        raise ValueError(f'time: invalid duration "{original}"')
-    total = 0.0
-    position = 0
-    while position < len(text):
-        match = _GO_DURATION_PART.match(text, position)
-        if match is None or match.group(1) in ("", "."):
-            raise ValueError(f'time: invalid duration "{original}"')
-        unit = match.group(2)
-        if unit not in _GO_DURATION_UNITS:
-            raise ValueError(f'time: unknown unit "{unit}" in duration "{original}"')
-        total += float(match.group(1)) * _GO_DURATION_UNITS[unit]
-        position = match.end()
-    return sign * total
 
 
 def duration_seconds(value: int | str) -> int:

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_rollout.engine import canary
+from pytest_rollout.engine.analysis.phases import AnalysisPhase
 from pytest_rollout.engine.canary import (
-    AnalysisPhase,
     AnalysisRunRequest,
     Decision,
     Observations,

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from pytest_rollout.engine import canary
 from pytest_rollout.engine import events as ev
-from pytest_rollout.engine.canary import AnalysisPhase, Phase
+from pytest_rollout.engine.analysis.phases import AnalysisPhase
+from pytest_rollout.engine.canary import Phase
 from pytest_rollout.engine.events import EventType, Reason
 from tests.unit.test_canary import (
     BAD_CANARY_STEPS,

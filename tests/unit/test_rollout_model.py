@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_rollout.engine.analysis.durations import parse_go_duration
 from pytest_rollout.engine.rollout_model import (
     AnalysisArgument,
     AnalysisStep,
@@ -18,7 +19,6 @@ from pytest_rollout.engine.rollout_model import (
     SetCanaryScale,
     SetWeight,
     duration_seconds,
-    parse_go_duration,
     parse_rollout,
     pod_template_hash,
 )

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutView
 from pytest_rollout.backends.local.events import EventRecorder, ObjectRef, epoch_now
-from pytest_rollout.backends.local.workloads import PodHost, ReplicaSet, resize
+from pytest_rollout.backends.local.workloads import PodHost, ReplicaSet, control_loop, resize
 from pytest_rollout.engine import canary
 from pytest_rollout.engine.analysis import AnalysisRun, AnalysisTemplate, Argument, Providers
 from pytest_rollout.engine.rollout_model import parse_rollout
@@ -28,7 +28,6 @@ from pytest_rollout.manifests import Manifest
 
 ROLLOUTS_CONTROLLER = "rollouts-controller"
 HASH_LABEL = "rollouts-pod-template-hash"
-_SYNC_PERIOD = 0.1
 _MAX_PASSES = 20
 
 
@@ -98,28 +97,12 @@ class RolloutController:
     # -- the control loop --
 
     async def run(self) -> None:
-        while True:
-            wake_at: float | None = None
-            try:
-                wake_at = await self.reconcile()
-            except Exception as exc:
-                self.host.events.warning(
-                    self.ref,
-                    "ReconcileError",
-                    f"{type(exc).__name__}: {exc}",
-                    source=ROLLOUTS_CONTROLLER,
-                )
-            self._wake.clear()
-            timeout = _SYNC_PERIOD
-            if wake_at is not None:
-                timeout = max(0.0, min(timeout, wake_at - epoch_now()))
-            # A bounded wait: pods, runs and commands poke the controller; the period bounds how
-            # late minReadySeconds and pause expiries are noticed.
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await control_loop(self.reconcile, self._wake, self._failed)
+
+    def _failed(self, exc: Exception) -> None:
+        self.host.events.warning(
+            self.ref, "ReconcileError", f"{type(exc).__name__}: {exc}", source=ROLLOUTS_CONTROLLER
+        )
 
     async def reconcile(self) -> float | None:
         for change in self._commands:
@@ -145,8 +128,7 @@ class RolloutController:
             rs.pods = [pod for pod in rs.pods if not pod.deleted]
             pods[pod_hash] = canary.PodCounts(rs.replicas, rs.ready(), rs.available(min_ready, now))
         runs = {
-            name: canary.RunObservation(canary.AnalysisPhase(str(run.phase)), run.message)
-            for name, run in self.runs.items()
+            name: canary.RunObservation(run.phase, run.message) for name, run in self.runs.items()
         }
         return canary.Observations(pods, runs)
 
@@ -155,7 +137,7 @@ class RolloutController:
             record = (
                 self.host.events.warning if event.type == "Warning" else self.host.events.normal
             )
-            record(self.ref, event.reason, event.message, source=ROLLOUTS_CONTROLLER)
+            record(self.ref, str(event.reason), event.message, source=ROLLOUTS_CONTROLLER)
         for state in decision.replica_sets:
             rs = self.replica_sets.get(state.pod_hash) or self._create_replica_set(state)
             if rs.replicas != state.replicas:

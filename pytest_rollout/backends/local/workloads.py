@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_rollout.backends.local import rolling
 from pytest_rollout.backends.local.events import EventRecorder, ObjectRef, epoch_now
 from pytest_rollout.backends.local.pods import Pod
+from pytest_rollout.engine.rollout_model import pod_template_hash, safe_encode
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest
 
-# Kubernetes' rand.SafeEncodeString alphabet: no vowels, no look-alike characters.
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SYNC_PERIOD = 0.1
 DEPLOYMENT_CONTROLLER = "deployment-controller"
 REPLICASET_CONTROLLER = "replicaset-controller"
@@ -42,19 +39,8 @@ _DEPLOYMENT_SPEC_FIELDS = {
 
 
 def safe_suffix(length: int = 5) -> str:
-    """A random pod-name suffix as Kubernetes makes them."""
-    return "".join(secrets.choice(_SAFE_ALPHABET) for _ in range(length))
-
-
-def template_hash(template: Mapping[str, Any]) -> str:
-    """A stable, DNS-safe hash of a pod template (``pod-template-hash``)."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
-    value = int.from_bytes(digest[:8], "big")
-    chars = []
-    for _ in range(10):
-        value, index = divmod(value, len(_SAFE_ALPHABET))
-        chars.append(_SAFE_ALPHABET[index])
-    return "".join(chars)
+    """A random pod-name suffix as Kubernetes makes them (``rand.String``: its safe alphabet)."""
+    return safe_encode(secrets.token_hex(length))[:length]
 
 
 class PodHost(Protocol):
@@ -203,26 +189,17 @@ class DeploymentController:
     # -- the control loop --
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.sync()
-            except Exception as exc:
-                # As the ReplicaSet controller does with a failed pod creation: report it on
-                # the object and try again at the next sync, rather than stop reconciling.
-                self.host.events.warning(
-                    self.ref,
-                    "FailedCreate",
-                    f"Error syncing: {type(exc).__name__}: {exc}",
-                    source=REPLICASET_CONTROLLER,
-                )
-            self._wake.clear()
-            # A bounded wait, not a sleep: pod readiness changes poke the controller at once;
-            # the period only bounds how late minReadySeconds expiries are noticed.
-            try:
-                async with asyncio.timeout(_SYNC_PERIOD):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await control_loop(self.sync, self._wake, self._failed)
+
+    def _failed(self, exc: Exception) -> None:
+        # As the ReplicaSet controller does with a failed pod creation: report it on the
+        # object and try again at the next sync, rather than stop reconciling.
+        self.host.events.warning(
+            self.ref,
+            "FailedCreate",
+            f"Error syncing: {type(exc).__name__}: {exc}",
+            source=REPLICASET_CONTROLLER,
+        )
 
     async def sync(self) -> None:
         now = epoch_now()
@@ -258,14 +235,14 @@ class DeploymentController:
         # Old, empty ReplicaSets with no terminating pods are history; keep them for revisions.
 
     def _current_replica_set(self) -> ReplicaSet | None:
-        wanted = template_hash(self.template)
+        wanted = pod_template_hash(self.template)
         for rs in self.replica_sets:
             if rs.hash == wanted:
                 return rs
         return None
 
     def _create_replica_set(self) -> ReplicaSet:
-        pod_hash = template_hash(self.template)
+        pod_hash = pod_template_hash(self.template)
         self._revision += 1
         metadata = self.template.get("metadata") or {}
         labels = dict(metadata.get("labels") or {})
@@ -290,6 +267,35 @@ class DeploymentController:
             source=DEPLOYMENT_CONTROLLER,
         )
         await resize(self.host, rs, size)
+
+
+async def control_loop(
+    reconcile: Callable[[], Awaitable[float | None]],
+    wake: asyncio.Event,
+    on_error: Callable[[Exception], None],
+) -> None:
+    """Reconcile, then wait to be woken (a pod or command changed something), for the time
+    ``reconcile`` asked to be called back at, or one sync period — whichever comes first.
+
+    The period is a bound, not a sleep: it limits how late time-based conditions (pod
+    availability after ``minReadySeconds``) are noticed. A failed reconcile is reported and
+    retried, as controllers do.
+    """
+    while True:
+        wake_at: float | None = None
+        try:
+            wake_at = await reconcile()
+        except Exception as exc:
+            on_error(exc)
+        wake.clear()
+        timeout = _SYNC_PERIOD
+        if wake_at is not None:
+            timeout = max(0.0, min(timeout, wake_at - epoch_now()))
+        try:
+            async with asyncio.timeout(timeout):
+                await wake.wait()
+        except TimeoutError:
+            pass
 
 
 async def resize(host: PodHost, rs: ReplicaSet, size: int) -> None:

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
-from pytest_rollout.engine.analysis.fields import check_keys, kind_of, value_at
+from pytest_rollout.engine.analysis.fields import check_keys, value_at
 from pytest_rollout.engine.expr.builtins import go_quote
 from pytest_rollout.errors import ConfigError
-from pytest_rollout.manifests import Manifest
+from pytest_rollout.manifests import Manifest, type_name
 
 PodTemplateHashValue = Literal["Stable", "Latest"]
 POD_TEMPLATE_HASH_VALUES: tuple[PodTemplateHashValue, ...] = ("Stable", "Latest")
@@ -77,12 +77,12 @@ def parse_arguments(
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise manifest.error(path, f"expected a list of arguments, got {kind_of(raw)}")
+        raise manifest.error(path, f"expected a list of arguments, got {type_name(raw)}")
     args: list[Argument] = []
     for index, item in enumerate(raw):
         where = (*path, index)
         if not isinstance(item, dict):
-            raise manifest.error(where, f"expected a mapping with a name, got {kind_of(item)}")
+            raise manifest.error(where, f"expected a mapping with a name, got {type_name(item)}")
         check_keys(manifest, where, item, ("name", "value", "valueFrom"))
         name = item.get("name")
         if not isinstance(name, str) or not name:
@@ -91,7 +91,7 @@ def parse_arguments(
         if value is not None and not isinstance(value, str):
             raise manifest.error(
                 (*where, "value"),
-                f"expected a string (quote it: '{json.dumps(value)}'), got {kind_of(value)}",
+                f"expected a string (quote it: '{json.dumps(value)}'), got {type_name(value)}",
             )
         value_from = _parse_value_from(manifest, where, item.get("valueFrom"), pod_template_hash)
         if value is not None and value_from is not None:
@@ -107,7 +107,7 @@ def _parse_value_from(
         return None
     at = (*where, "valueFrom")
     if not isinstance(raw, dict):
-        raise manifest.error(at, f"expected a mapping, got {kind_of(raw)}")
+        raise manifest.error(at, f"expected a mapping, got {type_name(raw)}")
     allowed = ("podTemplateHashValue", "fieldRef") if pod_template_hash else ("fieldRef",)
     check_keys(manifest, at, raw, allowed)
     if len(raw) != 1:
@@ -122,7 +122,7 @@ def _parse_value_from(
         return ValueFrom(pod_template_hash=source)
     field_ref = raw["fieldRef"]
     if not isinstance(field_ref, dict):
-        raise manifest.error((*at, "fieldRef"), f"expected a mapping, got {kind_of(field_ref)}")
+        raise manifest.error((*at, "fieldRef"), f"expected a mapping, got {type_name(field_ref)}")
     check_keys(manifest, (*at, "fieldRef"), field_ref, ("fieldPath",))
     field_path = field_ref.get("fieldPath")
     if not isinstance(field_path, str) or not field_path:

@@ -45,20 +45,3 @@ def value_at(body: Mapping[str, Any], path: Sequence[str | int]) -> Any:
                 return None
             node = node.get(part)
     return node
-
-
-def kind_of(value: object) -> str:
-    """``a string``, ``a number``, ``a mapping`` ... for messages."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__

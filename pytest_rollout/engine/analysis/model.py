@@ -31,11 +31,11 @@ from pytest_rollout.engine.analysis.args import (
     substitute_all,
 )
 from pytest_rollout.engine.analysis.durations import DurationError, parse_go_duration
-from pytest_rollout.engine.analysis.fields import check_keys, kind_of, unsupported
+from pytest_rollout.engine.analysis.fields import check_keys, unsupported
 from pytest_rollout.engine.analysis.jsonpath import JsonPath, JsonPathError, compile_jsonpath
 from pytest_rollout.engine.expr import ExprError, compile_condition
 from pytest_rollout.errors import ConfigError
-from pytest_rollout.manifests import FieldPath, Manifest, display_path, format_field_path
+from pytest_rollout.manifests import FieldPath, Manifest, display_path, format_field_path, type_name
 
 API_VERSION = "argoproj.io/v1alpha1"
 TemplateKind = Literal["AnalysisTemplate", "ClusterAnalysisTemplate"]
@@ -478,7 +478,7 @@ class _MetricReader:
             return None
         if not isinstance(value, str):
             raise MetricSpecError(
-                f"{format_field_path(path)}: expected a string, got {kind_of(value)}"
+                f"{format_field_path(path)}: expected a string, got {type_name(value)}"
                 + (
                     ' (write durations like "30s" or "1m")'
                     if key in ("interval", "initialDelay")
@@ -503,7 +503,7 @@ class _MetricReader:
             if _GO_ATOI.fullmatch(value):
                 return int(value, 10)
             raise MetricSpecError(f"{key}: expected an integer, got {value!r}", (key,))
-        raise MetricSpecError(f"{key}: expected an integer, got {kind_of(value)}", (key,))
+        raise MetricSpecError(f"{key}: expected an integer, got {type_name(value)}", (key,))
 
     def _int(self, raw: Mapping[str, Any], key: str, path: Sequence[str | int]) -> int | None:
         value = raw.get(key)
@@ -512,7 +512,7 @@ class _MetricReader:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise MetricSpecError(
-            f"{format_field_path((*path, key))}: expected an integer, got {kind_of(value)}",
+            f"{format_field_path((*path, key))}: expected an integer, got {type_name(value)}",
             (*path, key),
         )
 
@@ -542,7 +542,7 @@ class _MetricReader:
         if raw is None:
             raise MetricSpecError("no provider specified", ("provider",))
         if not isinstance(raw, dict):
-            raise _invalid(("provider",), f"expected a mapping, got {kind_of(raw)}")
+            raise _invalid(("provider",), f"expected a mapping, got {type_name(raw)}")
         present = [name for name in _PROVIDERS if raw.get(name) is not None]
         if not present:
             raise MetricSpecError("no provider specified", ("provider",))
@@ -552,7 +552,7 @@ class _MetricReader:
         body = raw[kind]
         path: FieldPath = ("provider", kind)
         if not isinstance(body, dict):
-            raise _invalid(path, f"expected a mapping, got {kind_of(body)}")
+            raise _invalid(path, f"expected a mapping, got {type_name(body)}")
         if kind == "prometheus":
             return self._prometheus(body, path)
         if kind == "web":
@@ -595,7 +595,7 @@ class _MetricReader:
         text_body = self._string(body, "body", at=path)
         json_body = body.get("jsonBody")
         if json_body is not None and not isinstance(json_body, dict):
-            raise _invalid((*path, "jsonBody"), f"expected a mapping, got {kind_of(json_body)}")
+            raise _invalid((*path, "jsonBody"), f"expected a mapping, got {type_name(json_body)}")
         problem = web_payload_problem(
             method if isinstance(method, str) else "POST",
             text_body if isinstance(text_body, str) else ("x" if text_body else ""),
@@ -705,7 +705,7 @@ class _MetricReader:
                     raise _invalid(at, "expected a name and a value")
                 value = variable.get("value")
                 if value is not None and not isinstance(value, str):
-                    raise _invalid((*at, "value"), f"expected a string, got {kind_of(value)}")
+                    raise _invalid((*at, "value"), f"expected a string, got {type_name(value)}")
         self._string(container, "workingDir", at=path)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from pytest_rollout.errors import ProcessError
 
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
+_STARTS = itertools.count(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,6 +70,8 @@ class ManagedProcess:
         self.stop_signal = stop_signal
         self._popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.serial = 0
+        """Start order: processes started after a checkpoint have a larger serial."""
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.name} pid={self.pid}>"
@@ -105,6 +109,7 @@ class ManagedProcess:
             self._close_log()
             raise ProcessError(f"{self.name}: cannot start {self.argv[0]!r}: {exc}") from exc
         with _LIVE_LOCK:
+            self.serial = next(_STARTS)
             _LIVE.add(self)
         return self
 
@@ -167,15 +172,21 @@ class ManagedProcess:
         self.stop()
 
 
-def live_processes() -> list[ManagedProcess]:
-    """The processes started and not yet stopped (for leak checks)."""
+def checkpoint() -> int:
+    """A mark in the start order: ``stop_all(since=mark)`` spares what was started before."""
     with _LIVE_LOCK:
-        return list(_LIVE)
+        return next(_STARTS)
 
 
-def stop_all(grace: float = 2.0) -> None:
-    """Stop every process that is still registered as live."""
-    for proc in live_processes():
+def live_processes(since: int = 0) -> list[ManagedProcess]:
+    """The processes started (after ``since``) and not yet stopped, for leak checks."""
+    with _LIVE_LOCK:
+        return [proc for proc in _LIVE if proc.serial > since]
+
+
+def stop_all(grace: float = 2.0, *, since: int = 0) -> None:
+    """Stop every process still registered as live that was started after ``since``."""
+    for proc in live_processes(since):
         with contextlib.suppress(Exception):
             proc.stop(grace)
 

@@ -129,14 +129,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_CHECKPOINT_KEY] = _proc.checkpoint()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # The last line of defence, after session fixtures were torn down: whatever a fixture
     # failed to stop (an interrupted setup, a Ctrl-C between start and yield) is stopped.
-    _proc.stop_all()
+    # Only what this session started: a session run inside another (pytester) must not stop
+    # the outer one's processes.
+    _proc.stop_all(since=session.config.stash.get(_CHECKPOINT_KEY, 0))
 
 
 _OPTIONS_KEY = pytest.StashKey[RolloutOptions]()
+_CHECKPOINT_KEY = pytest.StashKey[int]()
 _VERDICT_KEY = pytest.StashKey[tuple[str, str]]()
 _NOT_RUN = ("error", "the experiment did not run to its end (setup failed or was interrupted)")
 

@@ -84,3 +84,24 @@ def test_interrupted_run_leaves_no_process(pytester: pytest.Pytester, tmp_path: 
     assert result.ret == pytest.ExitCode.INTERRUPTED
     pid = int(pidfile.read_text())
     assert not _alive(pid), f"process {pid} outlived the interrupted pytest run"
+
+
+def test_an_inner_session_spares_the_outer_sessions_processes(pytester: pytest.Pytester) -> None:
+    outer = ManagedProcess("outer", [sys.executable, "-c", "import time; time.sleep(60)"]).start()
+    try:
+        pytester.makepyfile(
+            """
+            import sys
+            from pytest_rollout._proc import ManagedProcess
+
+            def test_leaves_one_running():
+                argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+                ManagedProcess("inner", argv).start()
+            """
+        )
+        result = pytester.runpytest()  # in this process: the plugin's session hooks run here
+        result.assert_outcomes(passed=1)
+        assert outer.running(), "the inner session stopped a process the outer one started"
+        assert not [p for p in live_processes() if p.name == "inner"], "the inner one is stopped"
+    finally:
+        outer.stop()

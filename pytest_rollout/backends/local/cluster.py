@@ -173,7 +173,9 @@ class LocalCluster:
 
     # -- pods across namespaces (on the loop) --
 
-    def _pod_started(self, pod: Pod, scrape: tuple[str, str] | None) -> None:
+    def pod_started(self, pod: Pod, scrape: tuple[str, str] | None) -> None:
+        """Register a pod with Prometheus as soon as it has an address (as Kubernetes service
+        discovery does), so that discovery overlaps its boot."""
         if scrape is not None:
             address, path = scrape
             self._targets[(pod.namespace, pod.name)] = pod_target(
@@ -185,14 +187,15 @@ class LocalCluster:
             )
             self._publish_targets()
 
-    def _pod_gone(self, pod: Pod) -> None:
+    def pod_gone(self, pod: Pod) -> None:
+        """Forget a deleted pod's scrape target."""
         if self._targets.pop((pod.namespace, pod.name), None) is not None:
             self._publish_targets()
 
     def _publish_targets(self) -> None:
         self.prometheus.set_targets(list(self._targets.values()))
 
-    def _require_publisher(self) -> EndpointPublisher:
+    def require_publisher(self) -> EndpointPublisher:
         if self.publisher is None:
             raise RolloutError("the local cluster is not started")
         return self.publisher
@@ -378,7 +381,7 @@ class LocalNamespace:
     # -- on the loop --
 
     async def _apply_one(self, manifest: Manifest) -> None:
-        publisher = self.cluster._require_publisher()
+        publisher = self.cluster.require_publisher()
         router = self.cluster.router
         if manifest.kind == "Service":
             service = Service.from_manifest(manifest, self.namespace)
@@ -474,13 +477,13 @@ class LocalNamespace:
         base = self._selectors.setdefault(service, dict(current.selector))
         updated = dataclasses.replace(current, selector={**base, HASH_LABEL: pod_hash})
         self.services[service] = updated
-        publisher = self.cluster._require_publisher()
+        publisher = self.cluster.require_publisher()
         publisher.publish_endpoints(updated.pool, ready_endpoints(updated, self.pods.values()))
 
     def set_route_weights(self, route: str, weights: Mapping[str, int]) -> None:
         """Set an HTTPRoute's backend weights by Service name (the Gateway API plugin's job)."""
         state = self.routes[route]
-        self.cluster._require_publisher().publish_weights(
+        self.cluster.require_publisher().publish_weights(
             state.route, {state.pool(service): weight for service, weight in weights.items()}
         )
 
@@ -531,7 +534,7 @@ class LocalNamespace:
         self.pods[name] = pod
         await pod.start()
         annotations = (template.get("metadata") or {}).get("annotations") or {}
-        self.cluster._pod_started(pod, _scrape_address(pod, annotations))
+        self.cluster.pod_started(pod, _scrape_address(pod, annotations))
         return pod
 
     def retire_pod(self, pod: Pod) -> None:
@@ -546,7 +549,7 @@ class LocalNamespace:
             await pod.delete()
         finally:
             self.pods.pop(pod.name, None)
-            self.cluster._pod_gone(pod)
+            self.cluster.pod_gone(pod)
             self._poke_controllers()
 
     def _readiness_changed(self, pod: Pod, ready: bool) -> None:

@@ -75,6 +75,24 @@ def _version(target: TargetConfig, variant: str) -> str:
     return target.variant(variant).env["SERVICE_VERSION"]
 
 
+def _attach(evidence: Evidence, run: CanaryRun) -> None:
+    evidence.events.extend(run.event_lines())
+    evidence.attach("traffic.csv", run.log.to_csv)
+
+
+def _assert_contained(
+    run: CanaryRun, radius: dict[str, float | int], manifests: ManifestSet
+) -> None:
+    """Within the first traffic step's share, and nothing after the rollback (observed over the
+    tail, less the allowance and a second of margin)."""
+    assert_contained(
+        run,
+        radius,
+        max_share=_first_weight(manifests) / 100,
+        min_after=int(RATE * (TAIL - ROLLBACK_ALLOWANCE - 1)),
+    )
+
+
 @pytest.mark.rollout
 def test_bad_canary_is_contained_and_rolled_back(
     rollout_namespace: Namespace,
@@ -94,8 +112,7 @@ def test_bad_canary_is_contained_and_rolled_back(
     bad = _version(rollout_target, "bad")
     radius = blast_radius(run, bad, allowance=ROLLBACK_ALLOWANCE)
     evidence.record(**radius, events=run.event_lines(), rollout_message=run.view.message)
-    evidence.events.extend(run.event_lines())
-    evidence.attach("traffic.csv", run.log.to_csv)
+    _attach(evidence, run)
 
     assert_event_order(
         run,
@@ -109,12 +126,7 @@ def test_bad_canary_is_contained_and_rolled_back(
         ],
     )
     assert run.view.message.startswith("RolloutAborted: "), run.view
-    assert_contained(
-        run,
-        radius,
-        max_share=_first_weight(manifests) / 100,
-        min_after=int(RATE * (TAIL - ROLLBACK_ALLOWANCE - 1)),
-    )
+    _assert_contained(run, radius, manifests)
     assert_served_throughout(run, STABLE_VERSION)
 
 
@@ -143,8 +155,7 @@ def test_smoke_gate_keeps_a_failing_release_from_production(
         smoke_phase=smoke[0].phase if smoke else None,
         rollout_message=run.view.message,
     )
-    evidence.events.extend(run.event_lines())
-    evidence.attach("traffic.csv", run.log.to_csv)
+    _attach(evidence, run)
 
     assert smoke, f"no smoke-check AnalysisRun ran: {run.analysis_runs}"
     assert smoke[0].phase in ("Error", "Failed"), smoke[0]
@@ -217,17 +228,11 @@ def test_business_metric_catches_a_200_ok_broken_release(
         http_5xx_after_release=broken_failures,
         analysis_message=analysis.message,
     )
-    evidence.events.extend(run.event_lines())
-    evidence.attach("traffic.csv", run.log.to_csv)
+    _attach(evidence, run)
 
     assert (error_rate_phase, checkout_phase) == ("Successful", "Failed"), analysis
     assert_event_order(run, ["AnalysisRunFailed", "RolloutAborted"])
-    assert_contained(
-        run,
-        radius,
-        max_share=_first_weight(manifests) / 100,
-        min_after=int(RATE * (TAIL - ROLLBACK_ALLOWANCE - 1)),
-    )
+    _assert_contained(run, radius, manifests)
 
 
 @pytest.mark.rollout

@@ -7,6 +7,7 @@ procedure against its own service.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -163,10 +164,12 @@ def canary_release_under_load(
     handle = namespace.rollout(rollout)
     load = start_load(url)
     try:
+        warmup = math.ceil(load.spec.rate)
         wait_for(
-            lambda: len(load.log) > 0 and time.time() - load.log.started_at >= 1.0,
-            what="one second of steady load before the release",
+            lambda: len(load.log) >= warmup,
+            what=f"{warmup} requests (a second of steady load) before the release",
             timeout=_WARMUP_TIMEOUT,
+            interval=0.1,
         )
         released_at = time.time()
         namespace.release(rollout, variant)

@@ -61,6 +61,16 @@ spec:
 """
 
 
+# The services and traffic routing of the fixture Rollout, as written in it.
+TRAFFIC_ROUTING = """      canaryService: web-canary
+      stableService: web-stable
+      trafficRouting:
+        plugins:
+          argoproj-labs/gatewayAPI:
+            httpRoute: web
+"""
+
+
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Error messages show paths relative to the working directory.
@@ -151,13 +161,7 @@ def test_defaults_follow_argo() -> None:
 
 def test_a_basic_canary_rolls_back_at_once() -> None:
     text = edit(
-        """      canaryService: web-canary
-      stableService: web-stable
-      trafficRouting:
-        plugins:
-          argoproj-labs/gatewayAPI:
-            httpRoute: web
-""",
+        TRAFFIC_ROUTING,
         "",
     )
     strategy = parse(text).spec.canary
@@ -359,13 +363,7 @@ def test_max_surge_and_max_unavailable_both_zero() -> None:
 
 def test_set_canary_scale_needs_traffic_routing() -> None:
     text = edit(
-        """      canaryService: web-canary
-      stableService: web-stable
-      trafficRouting:
-        plugins:
-          argoproj-labs/gatewayAPI:
-            httpRoute: web
-""",
+        TRAFFIC_ROUTING,
         "",
     )
     text = edit("- setWeight: 5", "- setCanaryScale: {replicas: 1}", text)

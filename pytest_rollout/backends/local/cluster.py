@@ -39,7 +39,7 @@ from pytest_rollout.backends.local.pods import ContainerSpec, Launch, Pod, PodSp
 from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGroup, pod_target
 from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
 from pytest_rollout.backends.local.router import Router
-from pytest_rollout.backends.local.workloads import DeploymentController, DeploymentStatus
+from pytest_rollout.backends.local.workloads import DeploymentController
 from pytest_rollout.config import TargetConfig, Variant
 from pytest_rollout.engine import canary
 from pytest_rollout.engine.analysis import AnalysisTemplate, JobLaunch, Providers
@@ -315,9 +315,6 @@ class LocalNamespace:
             lambda coro, what, timeout: self._call(coro, what, timeout),
             self.events,
         )
-
-    def deployment_status(self, deployment: str) -> DeploymentStatus:
-        return self._deployment(deployment).status()
 
     def route_url(self, route: str) -> str:
         """The client-facing URL of an HTTPRoute (its Gateway listener)."""

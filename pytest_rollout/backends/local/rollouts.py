@@ -23,7 +23,7 @@ from pytest_rollout.backends.local.workloads import PodHost, ReplicaSet, control
 from pytest_rollout.engine import canary
 from pytest_rollout.engine.analysis import AnalysisRun, AnalysisTemplate, Argument, Providers
 from pytest_rollout.engine.rollout_model import parse_rollout
-from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
+from pytest_rollout.errors import RolloutError, WaitTimeout
 from pytest_rollout.manifests import Manifest
 
 ROLLOUTS_CONTROLLER = "rollouts-controller"
@@ -303,12 +303,3 @@ class LocalRolloutHandle:
             self._controller.command(change)
 
         self._call(send(), f"command to Rollout/{self.name}", 10.0)
-
-
-def rollout_error(name: str, namespace: str, known: list[str]) -> ConfigError:
-    return ConfigError(
-        f"no Rollout {name!r} in namespace {namespace} (rollouts: {', '.join(known) or 'none'})"
-    )
-
-
-__all__ = ["LocalRolloutHandle", "RolloutController", "RolloutError", "rollout_error"]

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_rollout.engine import canary
+from pytest_rollout.engine import canary, strategies
 from pytest_rollout.engine.analysis.phases import AnalysisPhase
 from pytest_rollout.engine.canary import (
     AnalysisRunRequest,
@@ -152,7 +152,7 @@ class FakeCluster:
         return Observations(pods=pods, runs=runs)
 
     def reconcile(self) -> Decision:
-        decision = canary.step(self.status, self.rollout, self.observations(), self.now)
+        decision = strategies.step(self.status, self.rollout, self.observations(), self.now)
         self.decisions.append(decision)
         self.status = decision.status
         self.events.extend(decision.events)
@@ -667,7 +667,7 @@ def test_set_canary_scale_runs_a_canary_pod_without_traffic() -> None:
     assert cluster.status.weights.canary == 50
 
 
-def test_a_blue_green_rollout_is_modelled_but_not_driven() -> None:
+def test_the_canary_engine_refuses_a_blue_green_rollout() -> None:
     text = textwrap.dedent(
         """\
         apiVersion: argoproj.io/v1alpha1

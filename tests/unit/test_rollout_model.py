@@ -198,7 +198,8 @@ def test_blue_green_is_modelled() -> None:
     )
     assert default.spec.blue_green is not None
     assert default.spec.blue_green.auto_promotion_enabled is True
-    assert default.spec.blue_green.scale_down_delay_seconds == 30
+    assert default.spec.blue_green.scale_down_delay == 30
+    assert default.spec.blue_green.abort_scale_down_delay == 30
 
 
 # --- unsupported fields --------------------------------------------------------------------

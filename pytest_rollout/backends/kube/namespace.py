@@ -17,7 +17,13 @@ import httpx
 import yaml
 
 from pytest_rollout._wait import wait_for
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutHandle, RolloutView
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    ResourceSample,
+    RolloutHandle,
+    RolloutView,
+)
 from pytest_rollout.backends.kube import render, status
 from pytest_rollout.backends.kube.plan import FIELD_MANAGER
 from pytest_rollout.backends.kube.resources import KubeObject
@@ -181,10 +187,7 @@ class KubeNamespace:
     def memory_by_pod(self) -> dict[str, float]:
         """Working-set memory of each pod in bytes, from the kubelets' cAdvisor metrics that
         Prometheus scrapes (every 5 s). Empty until the first scrape after a pod starts."""
-        query = (
-            "sum by (pod) (container_memory_working_set_bytes"
-            f'{{namespace="{self.namespace}", container!="", container!="POD"}})'
-        )
+        query = memory_query(self.namespace)
         try:
             response = httpx.get(
                 f"{self.prometheus_url}/api/v1/query", params={"query": query}, timeout=10
@@ -197,6 +200,40 @@ class KubeNamespace:
             str(sample["metric"].get("pod")): float(sample["value"][1])
             for sample in body.get("data", {}).get("result", [])
         }
+
+    def resources(self) -> ResourceSample:
+        """The applied workloads' pods from the API (Ready by their ``Ready`` condition; a
+        terminating pod counts as not Ready) and each one's memory: the working set of its
+        containers, cAdvisor's ``container_memory_working_set_bytes`` through the cluster's
+        Prometheus. That lags the pods by up to a kubelet scrape interval, and a pod not yet
+        scraped counts 0 bytes. (Only the query text is tested without a cluster.)"""
+        pods = [pod for pod in self.pods() if self._workload_pod(pod)]
+        sampled_at = time.time()
+        memory = self.memory_by_pod()
+        names = [str(pod["metadata"]["name"]) for pod in pods]
+        ready = sum(
+            1
+            for pod in pods
+            if status.condition_true(pod, "Ready") and not pod["metadata"].get("deletionTimestamp")
+        )
+        per_pod = {name: int(memory.get(name, 0.0)) for name in names}
+        return ResourceSample(
+            t=sampled_at,
+            ready=ready,
+            not_ready=len(pods) - ready,
+            memory_bytes=sum(per_pod.values()),
+            per_pod=per_pod,
+        )
+
+    def _workload_pod(self, pod: KubeObject) -> bool:
+        """Whether a ReplicaSet of an applied Deployment or Rollout owns ``pod`` (not the
+        namespace's PostgreSQL, nor an analysis Job)."""
+        owners = pod["metadata"].get("ownerReferences") or []
+        return any(
+            owner.get("kind") == "ReplicaSet"
+            and str(owner.get("name", "")).rpartition("-")[0] in self.workloads
+            for owner in owners
+        )
 
     def capture(self, destination: Path) -> None:
         """Write pod logs, events and the YAML of the Rollouts, AnalysisRuns and their
@@ -371,3 +408,12 @@ def _without_noise(obj: KubeObject) -> KubeObject:
     result = json.loads(json.dumps(obj, default=str))
     result.get("metadata", {}).pop("managedFields", None)
     return dict(result)
+
+
+def memory_query(namespace: str) -> str:
+    """PromQL for the working set of each pod of ``namespace``: its containers' cAdvisor
+    series summed (the pod-level series, ``container=""``, and the pause container left out)."""
+    return (
+        "sum by (pod) (container_memory_working_set_bytes"
+        f'{{namespace="{namespace}", container!="", container!="POD"}})'
+    )

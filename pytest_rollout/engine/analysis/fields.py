@@ -24,18 +24,6 @@ def unsupported(
     )
 
 
-def check_keys(
-    manifest: Manifest,
-    path: Sequence[str | int],
-    mapping: Mapping[str, Any],
-    allowed: Sequence[str],
-) -> None:
-    """Reject the first key of ``mapping`` that is not ``allowed``."""
-    for key in mapping:
-        if key not in allowed:
-            raise unsupported(manifest, (*path, str(key)), allowed)
-
-
 class UnsupportedFields:
     """The fields of one document outside the supported subset, collected while it is read so
     that its error names every one of them at once, each with its file and line."""

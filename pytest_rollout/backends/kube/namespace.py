@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,7 +207,7 @@ class KubeNamespace:
         containers, cAdvisor's ``container_memory_working_set_bytes`` through the cluster's
         Prometheus. That lags the pods by up to a kubelet scrape interval, and a pod not yet
         scraped counts 0 bytes. (Only the query text is tested without a cluster.)"""
-        pods = [pod for pod in self.pods() if self._workload_pod(pod)]
+        pods = [pod for pod in self.pods() if workload_pod(pod, self.workloads)]
         sampled_at = time.time()
         memory = self.memory_by_pod()
         names = [str(pod["metadata"]["name"]) for pod in pods]
@@ -223,16 +223,6 @@ class KubeNamespace:
             not_ready=len(pods) - ready,
             memory_bytes=sum(per_pod.values()),
             per_pod=per_pod,
-        )
-
-    def _workload_pod(self, pod: KubeObject) -> bool:
-        """Whether a ReplicaSet of an applied Deployment or Rollout owns ``pod`` (not the
-        namespace's PostgreSQL, nor an analysis Job)."""
-        owners = pod["metadata"].get("ownerReferences") or []
-        return any(
-            owner.get("kind") == "ReplicaSet"
-            and str(owner.get("name", "")).rpartition("-")[0] in self.workloads
-            for owner in owners
         )
 
     def capture(self, destination: Path) -> None:
@@ -416,4 +406,16 @@ def memory_query(namespace: str) -> str:
     return (
         "sum by (pod) (container_memory_working_set_bytes"
         f'{{namespace="{namespace}", container!="", container!="POD"}})'
+    )
+
+
+def workload_pod(pod: Mapping[str, Any], workloads: Collection[str]) -> bool:
+    """Whether a ReplicaSet of one of ``workloads`` (Deployments, Rollouts) owns ``pod``: not
+    the namespace's PostgreSQL, nor an analysis Job's pod."""
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    # A workload's ReplicaSet is named <workload>-<pod-template-hash>.
+    return any(
+        owner.get("kind") == "ReplicaSet"
+        and str(owner.get("name", "")).rpartition("-")[0] in workloads
+        for owner in owners
     )

@@ -21,8 +21,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 from pytest_rollout._proc import ManagedProcess, free_port, port_accepts
 from pytest_rollout._wait import wait_for
 from pytest_rollout.backends.base import Namespace
@@ -277,13 +275,9 @@ class KubeCluster:
 
 
 def open_kube_cluster(options: RolloutOptions, workdir: Path, target: TargetConfig) -> KubeCluster:
-    """The session's cluster, for the plugin's fixture.
+    """The session's cluster, for the backend registry.
 
-    Its errors are one-line messages meant for the user (a missing tool, an unreachable
-    cluster, missing CRDs, a failed install step); a fixture error would bury them under the
-    backend's traceback, so they fail the fixture with the message alone.
+    Its errors are one-line :class:`RolloutError` messages meant for the user (a missing tool,
+    an unreachable cluster, missing CRDs, a failed install step); the plugin shows them alone.
     """
-    try:
-        return KubeCluster(options, workdir, target).start()
-    except RolloutError as exc:
-        pytest.fail(f"--rollout-backend=kube: {exc}", pytrace=False)
+    return KubeCluster(options, workdir, target).start()

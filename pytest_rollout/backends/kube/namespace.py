@@ -17,7 +17,14 @@ import httpx
 import yaml
 
 from pytest_rollout._wait import wait_for
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutHandle, RolloutView
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    ResourceSample,
+    RollbackAllowance,
+    RolloutHandle,
+    RolloutView,
+)
 from pytest_rollout.backends.kube import render, status
 from pytest_rollout.backends.kube.plan import FIELD_MANAGER
 from pytest_rollout.backends.kube.resources import KubeObject
@@ -82,6 +89,15 @@ class KubeNamespace:
     def name(self) -> str:
         return self.namespace
 
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return RollbackAllowance(
+            4.0, {"provider_throttle": 2.0, "endpoints": 1.0, "event_time": 1.0}
+        )
+
+    def resources(self) -> ResourceSample:
+        raise RolloutError("resource sampling is not available on the kube backend yet")
+
     # -- objects --
 
     def apply(self, manifests: Iterable[Manifest]) -> None:
@@ -117,10 +133,9 @@ class KubeNamespace:
             )
         return KubeRolloutHandle(self, name)
 
-    def wait_rolled_out(self, workload: str, *, timeout: float) -> str:
-        """Wait until every replica runs the current template and is available; the last
-        status summary. A Rollout that aborts, or a Deployment past its progress deadline,
-        fails at once."""
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> None:
+        """Wait until every replica runs the current template and is available. A Rollout
+        that aborts, or a Deployment past its progress deadline, fails at once."""
         kind = self._kind(workload)
         api_version = WORKLOAD_APIS[kind]
         last: list[str] = [""]
@@ -143,7 +158,7 @@ class KubeNamespace:
 
         what = f"{kind}/{workload} in {self.namespace} to finish rolling out"
         try:
-            wait_for(rolled_out, what=what, timeout=timeout, interval=_POLL)
+            wait_for(rolled_out, what=what, timeout=timeout, interval=_POLL, retry_on=RolloutError)
         except WaitTimeout as exc:
             raise WaitTimeout(
                 f"{exc}; status: {last[0]}; recent events: {' | '.join(self.event_lines()[-5:])}"
@@ -153,7 +168,6 @@ class KubeNamespace:
                 f"{kind}/{workload} in {self.namespace} stopped rolling out: {stopped[0]}; "
                 f"status: {last[0]}; recent events: {' | '.join(self.event_lines()[-5:])}"
             )
-        return last[0]
 
     def route_url(self, route: str) -> str:
         """The route's URL on the shared Gateway: ``http://127.0.0.1:PORT/<namespace>/<route>``."""
@@ -273,6 +287,7 @@ class KubeNamespace:
             what=f"PostgreSQL in {self.namespace} to be ready",
             timeout=POSTGRES_TIMEOUT,
             interval=_POLL,
+            retry_on=RolloutError,
         )
         self._postgres_ready = True
 
@@ -315,6 +330,7 @@ class KubeRolloutHandle:
                 what=f"Rollout {self._name} to be {phase}",
                 timeout=timeout,
                 interval=_POLL,
+                retry_on=RolloutError,
             )
         except WaitTimeout as exc:
             seen = last[0] if last else None

@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutView
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    MeasurementView,
+    MetricView,
+    RolloutView,
+)
 
 ROLLOUT_PHASES = ("Healthy", "Progressing", "Paused", "Degraded")
 ANALYSIS_DONE = ("Successful", "Failed", "Error", "Inconclusive")
@@ -152,17 +158,51 @@ RETRY_PATCH: dict[str, Any] = {"status": {"abort": False}}
 
 
 def analysis_run_view(obj: Mapping[str, Any]) -> AnalysisRunView:
+    """An AnalysisRun object as a view: its metrics' results, with the conditions of the
+    run's own spec (where the controller has already filled in the arguments)."""
     status = _mapping(obj.get("status"))
-    metrics: dict[str, str] = {}
+    specs = {
+        _string(_mapping(m).get("name")): _mapping(m)
+        for m in _mapping(obj.get("spec")).get("metrics") or []
+    }
+    phases: dict[str, str] = {}
+    metrics: list[MetricView] = []
     for result in status.get("metricResults") or []:
         result = _mapping(result)
-        if isinstance(result.get("name"), str):
-            metrics[result["name"]] = _string(result.get("phase"), "Pending")
+        name = result.get("name")
+        if not isinstance(name, str):
+            continue
+        phases[name] = _string(result.get("phase"), "Pending")
+        spec = specs.get(name, {})
+        metrics.append(
+            MetricView(
+                name=name,
+                phase=phases[name],
+                message=_string(result.get("message")),
+                success_condition=_string(spec.get("successCondition")),
+                failure_condition=_string(spec.get("failureCondition")),
+                measurements=tuple(
+                    _measurement_view(_mapping(m)) for m in result.get("measurements") or []
+                ),
+            )
+        )
     return AnalysisRunView(
         name=_name(obj),
         phase=_string(status.get("phase"), "Pending"),
         message=_string(status.get("message")),
-        metric_phases=metrics,
+        metric_phases=phases,
+        metrics=tuple(metrics),
+        started_at=parse_time(status.get("startedAt")),
+    )
+
+
+def _measurement_view(measurement: Mapping[str, Any]) -> MeasurementView:
+    return MeasurementView(
+        phase=_string(measurement.get("phase"), "Pending"),
+        started_at=parse_time(measurement.get("startedAt")),
+        finished_at=parse_time(measurement.get("finishedAt")),
+        value=_string(measurement.get("value")),
+        message=_string(measurement.get("message")),
     )
 
 

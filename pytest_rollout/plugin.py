@@ -115,16 +115,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     options = config.stash[_OPTIONS_KEY]
-    haproxy = _tools.version(_tools.HAPROXY) or "not installed"
-    prometheus = _tools.version(_tools.PROMETHEUS) or "not installed"
+    if options.backend == "kube":
+        from pytest_rollout.backends.kube.cluster import component_versions, header
+
+        runs = component_versions(options)
+    else:
+        haproxy = _tools.version(_tools.HAPROXY) or "not installed"
+        prometheus = _tools.version(_tools.PROMETHEUS) or "not installed"
+        runs = f"haproxy {haproxy}, prometheus {prometheus}"
     lines = [
         f"rollout: pytest-rollout {__version__}, backend={options.backend}, "
         f"report={options.report}, endpoint-delay={options.endpoint_delay:g}s, "
-        f"haproxy {haproxy}, prometheus {prometheus}, python {platform.python_version()}"
+        f"{runs}, python {platform.python_version()}"
     ]
     if options.backend == "kube":
-        from pytest_rollout.backends.kube.cluster import header
-
         lines.append(f"rollout: {header(options)}")
     return lines
 

@@ -17,8 +17,14 @@ import httpx
 import yaml
 
 from pytest_rollout._wait import wait_for
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutHandle, RolloutView
-from pytest_rollout.backends.kube import render, status
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    RollbackAllowance,
+    RolloutHandle,
+    RolloutView,
+)
+from pytest_rollout.backends.kube import render, status, timing
 from pytest_rollout.backends.kube.plan import FIELD_MANAGER
 from pytest_rollout.backends.kube.resources import KubeObject
 from pytest_rollout.config import Variant
@@ -57,12 +63,14 @@ class KubeNamespace:
         env: Mapping[str, str],
         gateway_url: str,
         prometheus_url: str,
+        rollback_allowance: RollbackAllowance | None = None,
     ) -> None:
         self.api = api
         self.namespace = name
         self.env = dict(env)
         self.gateway_url = gateway_url.rstrip("/")
         self.prometheus_url = prometheus_url.rstrip("/")
+        self._rollback_allowance = rollback_allowance or timing.rollback_allowance()
         self.origin = time.time()
         self.workloads: dict[str, str] = {}
         self.routes: set[str] = set()
@@ -81,6 +89,10 @@ class KubeNamespace:
     @property
     def name(self) -> str:
         return self.namespace
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return self._rollback_allowance
 
     # -- objects --
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_rollout.backends.base import RolloutHandle
+from pytest_rollout.backends.base import RollbackAllowance, RolloutHandle
 from pytest_rollout.backends.local.events import Event, EventRecorder, epoch_now
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.networking import (
@@ -63,6 +63,21 @@ _CALL_TIMEOUT = 60.0
 _SCRAPE_ANNOTATION = "prometheus.io/scrape"
 _PORT_ANNOTATION = "prometheus.io/port"
 _PATH_ANNOTATION = "prometheus.io/path"
+ROUTER_APPLY_BUDGET = 0.25
+"""Seconds allowed for a delayed weight change to reach HAProxy once due: the loop timer firing
+late on a busy machine, then one runtime-API ``set var`` (docs/local-backend.md)."""
+
+
+def local_rollback_allowance(propagation_delay: float) -> RollbackAllowance:
+    """The endpoint delay a weight change waits, the router's apply, and no event-time rounding
+    (events carry the engine's own float time)."""
+    return RollbackAllowance.of(
+        {
+            "endpoint_propagation": propagation_delay,
+            "router_apply": ROUTER_APPLY_BUDGET,
+            "event_time_resolution": 0.0,
+        }
+    )
 
 
 class LocalCluster:
@@ -129,9 +144,12 @@ class LocalCluster:
             f"{self.prometheus.url}, work dir {self.workdir}"
         )
 
-    @property
     def prometheus_url(self) -> str:
         return self.prometheus.url
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return local_rollback_allowance(self.propagation_delay)
 
     def resolve_url(self, url: str, namespace: str) -> str:
         """Map an in-cluster URL (``http://svc.ns.svc.cluster.local[:port]/path``, ``http://svc``)
@@ -235,6 +253,10 @@ class LocalNamespace:
     @property
     def name(self) -> str:
         return self.namespace
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return self.cluster.rollback_allowance
 
     # -- the synchronous API (test thread) --
 

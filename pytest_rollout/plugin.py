@@ -150,21 +150,24 @@ def _config_starts(config: pytest.Config) -> list[Path]:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     options = config.stash[_OPTIONS_KEY]
-    lines = [
-        f"rollout: pytest-rollout {__version__}, backend={options.backend}, "
-        f"report={options.report}, config={config.stash.get(_CONFIG_PATH_KEY, None) or 'none'}"
-    ]
     if options.backend == "kube":
-        from pytest_rollout.backends.kube.cluster import header
+        from pytest_rollout.backends.kube.cluster import component_versions, header
 
-        lines.append(f"rollout: {header(options)}, python {platform.python_version()}")
+        runs = component_versions(options)
     else:
         haproxy = _tools.version(_tools.HAPROXY) or "not installed"
         prometheus = _tools.version(_tools.PROMETHEUS) or "not installed"
-        lines[0] += (
-            f", endpoint-delay={options.endpoint_delay:g}s, haproxy {haproxy}, "
-            f"prometheus {prometheus}, python {platform.python_version()}"
+        runs = (
+            f"endpoint-delay={options.endpoint_delay:g}s, haproxy {haproxy}, "
+            f"prometheus {prometheus}"
         )
+    lines = [
+        f"rollout: pytest-rollout {__version__}, backend={options.backend}, "
+        f"report={options.report}, config={config.stash.get(_CONFIG_PATH_KEY, None) or 'none'}, "
+        f"{runs}, python {platform.python_version()}"
+    ]
+    if options.backend == "kube":
+        lines.append(f"rollout: {header(options)}")
     addresses = _prometheus_addresses(config)
     if addresses:
         lines.append(
@@ -282,12 +285,11 @@ def rollout_cluster(
 
     try:
         cluster = open_cluster(rollout_options, tmp_path_factory.mktemp("cluster"), rollout_target)
-    except ConfigError:
-        raise
     except RolloutError as exc:
         # The backend's errors are one-line messages meant for the user (a missing tool, an
-        # unreachable cluster, a failed install step): the backend's traceback would bury them.
-        pytest.fail(f"--rollout-backend={rollout_options.backend}: {exc}", pytrace=False)
+        # unreachable cluster, a failed install step): the backend's traceback would bury them,
+        # and every test of the session would repeat it.
+        raise ConfigError(f"--rollout-backend={rollout_options.backend}: {exc}") from exc
     try:
         yield cluster
     finally:

@@ -392,10 +392,7 @@ class ReleaseRun:
             "rate": self.log.target_rate,
             "achieved_rate": round(self.log.achieved_rate, 1),
             "lateness_p99_ms": _ms(self.log.lateness_p99),
-            "rollback_allowance": {
-                "seconds": self.allowance.seconds,
-                "parts": dict(self.allowance.parts),
-            },
+            "rollback_allowance": self.allowance.to_json(),
         }
 
     def timeline(self, traffic_file: str) -> dict[str, Any]:

@@ -6,10 +6,14 @@ Experiments are written against these protocols only, so the same test runs on `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
+
+from pytest_rollout.errors import RolloutError
 
 if TYPE_CHECKING:
     from pytest_rollout.config import Variant
@@ -18,11 +22,36 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RollbackAllowance:
-    """How long after a Rollout's abort its data plane may still send traffic to the canary:
-    the sum of the backend's documented delays, each named in ``parts`` (seconds)."""
+    """Seconds a backend's data plane may take, after the abort event's recorded time, to send
+    nothing more to the canary: the sum of ``parts``, each a delay the backend documents
+    (``docs/local-backend.md``, ``docs/kube-backend.md``), by name."""
 
     seconds: float
     parts: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        parts = {str(name): float(value) for name, value in self.parts.items()}
+        bad = {name: value for name, value in parts.items() if not value >= 0}
+        if bad or not parts:
+            raise RolloutError(f"rollback allowance parts must be >= 0 seconds, got {parts}")
+        if not math.isclose(self.seconds, sum(parts.values()), abs_tol=1e-9):
+            raise RolloutError(
+                f"rollback allowance {self.seconds} s is not the sum of its parts {parts}"
+            )
+        object.__setattr__(self, "parts", MappingProxyType(parts))
+
+    @classmethod
+    def of(cls, parts: Mapping[str, float]) -> RollbackAllowance:
+        return cls(sum(parts.values()), parts)
+
+    def to_json(self) -> dict[str, object]:
+        """``{"seconds": 2.2, "parts": {"router_apply": 0.2, ...}}`` for a report."""
+        return {"seconds": round(self.seconds, 6), "parts": dict(self.parts)}
+
+    def describe(self) -> str:
+        """``2.2 s (event_time_resolution 1 s + endpoint_propagation 1 s + router_apply 0.2 s)``."""
+        terms = " + ".join(f"{name} {value:g} s" for name, value in self.parts.items())
+        return f"{self.seconds:g} s ({terms})"
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def _run(
         view=view,
         events=events,
         analysis_runs=runs,
-        allowance=RollbackAllowance(1.0, {"weight_propagation": 1.0}),
+        allowance=RollbackAllowance.of({"endpoint_propagation": 1.0}),
         first_weight=5,
         steps=5,
         tail=tail,

@@ -25,7 +25,7 @@ from pytest_rollout.backends.base import (
     RolloutHandle,
     RolloutView,
 )
-from pytest_rollout.backends.kube import render, status
+from pytest_rollout.backends.kube import render, status, timing
 from pytest_rollout.backends.kube.plan import FIELD_MANAGER
 from pytest_rollout.backends.kube.resources import KubeObject
 from pytest_rollout.config import Variant
@@ -64,12 +64,14 @@ class KubeNamespace:
         env: Mapping[str, str],
         gateway_url: str,
         prometheus_url: str,
+        rollback_allowance: RollbackAllowance | None = None,
     ) -> None:
         self.api = api
         self.namespace = name
         self.env = dict(env)
         self.gateway_url = gateway_url.rstrip("/")
         self.prometheus_url = prometheus_url.rstrip("/")
+        self._rollback_allowance = rollback_allowance or timing.rollback_allowance()
         self.origin = time.time()
         self.workloads: dict[str, str] = {}
         self.routes: set[str] = set()
@@ -91,9 +93,7 @@ class KubeNamespace:
 
     @property
     def rollback_allowance(self) -> RollbackAllowance:
-        return RollbackAllowance(
-            4.0, {"provider_throttle": 2.0, "endpoints": 1.0, "event_time": 1.0}
-        )
+        return self._rollback_allowance
 
     def resources(self) -> ResourceSample:
         raise RolloutError("resource sampling is not available on the kube backend yet")

@@ -128,26 +128,59 @@ def promote_patches(
     obj: Mapping[str, Any], *, full: bool
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(spec patch, status patch) of ``kubectl argo rollouts promote [--full]``: merge patches,
-    the status one for the ``status`` subresource (``cmd/promote/promote.go``)."""
+    the status one for the ``status`` subresource, sent status first (Argo Rollouts v1.9.1,
+    ``pkg/kubectl-argo-rollouts/cmd/promote/promote.go``, ``getPatches``).
+
+    - ``--full``: unpause a paused spec; ``promoteFull`` while a new revision is in progress.
+    - otherwise: unpause a paused spec, and
+      - after an Inconclusive step analysis that paused the rollout (pause conditions and
+        ``controllerPause`` set): clear both and move to the next step, so that a pause step
+        right after it does not hold the rollout again;
+      - else with pause conditions: clear them;
+      - else on a canary with steps (promoting a running analysis or experiment step): move to
+        the next step. Never past the last step.
+    """
     spec = _mapping(obj.get("spec"))
     status = _mapping(obj.get("status"))
+    spec_patch = {"spec": {"paused": False}} if spec.get("paused") is True else None
     if full:
         if status.get("currentPodHash") != status.get("stableRS"):
-            return None, {"status": {"promoteFull": True}}
-        return None, None
-    spec_patch = {"spec": {"paused": False}} if spec.get("paused") is True else None
+            return spec_patch, {"status": {"promoteFull": True}}
+        return spec_patch, None
+    step = _next_step_index(spec, status)
+    if _paused_by_inconclusive_analysis(spec, status):
+        if step is None:
+            return spec_patch, None
+        patch = {"pauseConditions": None, "controllerPause": False, "currentStepIndex": step}
+        return spec_patch, {"status": patch}
     if status.get("pauseConditions"):
         return spec_patch, {"status": {"pauseConditions": None}}
-    canary = _mapping(_mapping(spec.get("strategy")).get("canary"))
-    if canary:
-        steps = canary.get("steps") or []
-        index = status.get("currentStepIndex")
-        index = index if isinstance(index, int) else 0
-        if steps and index < len(steps):
-            index += 1
-        if steps:
-            return spec_patch, {"status": {"pauseConditions": None, "currentStepIndex": index}}
+    if step is not None:
+        return spec_patch, {"status": {"pauseConditions": None, "currentStepIndex": step}}
     return spec_patch, None
+
+
+def _next_step_index(spec: Mapping[str, Any], status: Mapping[str, Any]) -> int | None:
+    """The step index after the current one, capped at the number of steps; None without
+    canary steps (``utils/replicaset/canary.go``, ``GetCurrentCanaryStep``)."""
+    canary = _mapping(spec.get("strategy")).get("canary")
+    steps = _mapping(canary).get("steps") or []
+    if canary is None or not steps:
+        return None
+    index = status.get("currentStepIndex")
+    index = index if isinstance(index, int) else 0
+    return index + 1 if index < len(steps) else index
+
+
+def _paused_by_inconclusive_analysis(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    canary = _mapping(spec.get("strategy")).get("canary")
+    analysis = _mapping(_mapping(status.get("canary")).get("currentStepAnalysisRunStatus"))
+    return (
+        canary is not None
+        and analysis.get("status") == "Inconclusive"
+        and bool(status.get("pauseConditions"))
+        and status.get("controllerPause") is True
+    )
 
 
 ABORT_PATCH: dict[str, Any] = {"status": {"abort": True}}

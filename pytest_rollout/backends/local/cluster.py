@@ -58,7 +58,6 @@ SUPPORTED_KINDS = (
     "Deployment",
     "Rollout",
 )
-_IN_FLIGHT_MARGIN = 2.0
 PROMETHEUS_SERVICE = ("prometheus", "rollout-system")
 """Where analysis templates find Prometheus: the Service the kube backend installs."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -66,6 +65,21 @@ _CALL_TIMEOUT = 60.0
 _SCRAPE_ANNOTATION = "prometheus.io/scrape"
 _PORT_ANNOTATION = "prometheus.io/port"
 _PATH_ANNOTATION = "prometheus.io/path"
+ROUTER_APPLY_BUDGET = 0.25
+"""Seconds allowed for a delayed weight change to reach HAProxy once due: the loop timer firing
+late on a busy machine, then one runtime-API ``set var`` (docs/local-backend.md)."""
+
+
+def local_rollback_allowance(propagation_delay: float) -> RollbackAllowance:
+    """The endpoint delay a weight change waits, the router's apply, and no event-time rounding
+    (events carry the engine's own float time)."""
+    return RollbackAllowance.of(
+        {
+            "endpoint_propagation": propagation_delay,
+            "router_apply": ROUTER_APPLY_BUDGET,
+            "event_time_resolution": 0.0,
+        }
+    )
 
 
 def open_local_cluster(
@@ -148,13 +162,7 @@ class LocalCluster:
 
     @property
     def rollback_allowance(self) -> RollbackAllowance:
-        """A weight change reaches HAProxy after the endpoint delay; requests already sent to
-        the canary then finish (the reference service answers in milliseconds; the margin
-        covers a loaded 2-core machine)."""
-        return RollbackAllowance(
-            self.propagation_delay + _IN_FLIGHT_MARGIN,
-            {"weight_propagation": self.propagation_delay, "in_flight_margin": _IN_FLIGHT_MARGIN},
-        )
+        return local_rollback_allowance(self.propagation_delay)
 
     def resolve_url(self, url: str, namespace: str) -> str:
         """Map an in-cluster URL (``http://svc.ns.svc.cluster.local[:port]/path``, ``http://svc``)

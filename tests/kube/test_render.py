@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_rollout.backends.base import namespace_name
+from pytest_rollout.backends import namespace_name
 from pytest_rollout.backends.kube import render
 from pytest_rollout.errors import ConfigError
 from tests.kube import applied

@@ -21,10 +21,11 @@ from pytest_rollout.backends.base import (
     AnalysisRunView,
     EventView,
     ResourceSample,
+    RollbackAllowance,
     RolloutHandle,
     RolloutView,
 )
-from pytest_rollout.backends.kube import render, status
+from pytest_rollout.backends.kube import render, status, timing
 from pytest_rollout.backends.kube.plan import FIELD_MANAGER
 from pytest_rollout.backends.kube.resources import KubeObject
 from pytest_rollout.config import Variant
@@ -63,12 +64,14 @@ class KubeNamespace:
         env: Mapping[str, str],
         gateway_url: str,
         prometheus_url: str,
+        rollback_allowance: RollbackAllowance | None = None,
     ) -> None:
         self.api = api
         self.namespace = name
         self.env = dict(env)
         self.gateway_url = gateway_url.rstrip("/")
         self.prometheus_url = prometheus_url.rstrip("/")
+        self._rollback_allowance = rollback_allowance or timing.rollback_allowance()
         self.origin = time.time()
         self.workloads: dict[str, str] = {}
         self.routes: set[str] = set()
@@ -87,6 +90,10 @@ class KubeNamespace:
     @property
     def name(self) -> str:
         return self.namespace
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return self._rollback_allowance
 
     # -- objects --
 
@@ -123,10 +130,9 @@ class KubeNamespace:
             )
         return KubeRolloutHandle(self, name)
 
-    def wait_rolled_out(self, workload: str, *, timeout: float) -> str:
-        """Wait until every replica runs the current template and is available; the last
-        status summary. A Rollout that aborts, or a Deployment past its progress deadline,
-        fails at once."""
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> None:
+        """Wait until every replica runs the current template and is available. A Rollout
+        that aborts, or a Deployment past its progress deadline, fails at once."""
         kind = self._kind(workload)
         api_version = WORKLOAD_APIS[kind]
         last: list[str] = [""]
@@ -149,7 +155,7 @@ class KubeNamespace:
 
         what = f"{kind}/{workload} in {self.namespace} to finish rolling out"
         try:
-            wait_for(rolled_out, what=what, timeout=timeout, interval=_POLL)
+            wait_for(rolled_out, what=what, timeout=timeout, interval=_POLL, retry_on=RolloutError)
         except WaitTimeout as exc:
             raise WaitTimeout(
                 f"{exc}; status: {last[0]}; recent events: {' | '.join(self.event_lines()[-5:])}"
@@ -159,7 +165,6 @@ class KubeNamespace:
                 f"{kind}/{workload} in {self.namespace} stopped rolling out: {stopped[0]}; "
                 f"status: {last[0]}; recent events: {' | '.join(self.event_lines()[-5:])}"
             )
-        return last[0]
 
     def route_url(self, route: str) -> str:
         """The route's URL on the shared Gateway: ``http://127.0.0.1:PORT/<namespace>/<route>``."""
@@ -300,6 +305,7 @@ class KubeNamespace:
             what=f"PostgreSQL in {self.namespace} to be ready",
             timeout=POSTGRES_TIMEOUT,
             interval=_POLL,
+            retry_on=RolloutError,
         )
         self._postgres_ready = True
 
@@ -342,6 +348,7 @@ class KubeRolloutHandle:
                 what=f"Rollout {self._name} to be {phase}",
                 timeout=timeout,
                 interval=_POLL,
+                retry_on=RolloutError,
             )
         except WaitTimeout as exc:
             seen = last[0] if last else None

@@ -25,8 +25,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_rollout.backends.base import ResourceSample, RolloutHandle
-from pytest_rollout.backends.local.events import Event, EventRecorder, epoch_now
+from pytest_rollout.backends.base import (
+    EventView,
+    ResourceSample,
+    RollbackAllowance,
+    RolloutHandle,
+)
+from pytest_rollout.backends.local.events import Event, EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.networking import (
     DEFAULT_PROPAGATION_DELAY,
@@ -41,12 +46,14 @@ from pytest_rollout.backends.local.resources import sample_resources
 from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
 from pytest_rollout.backends.local.router import Router
 from pytest_rollout.backends.local.workloads import DeploymentController
+from pytest_rollout.clock import epoch_now
 from pytest_rollout.config import TargetConfig, Variant
 from pytest_rollout.engine.analysis import AnalysisTemplate, JobLaunch, Providers
 from pytest_rollout.engine.status import Phase
 from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
 from pytest_rollout.manifests import Manifest
+from pytest_rollout.options import RolloutOptions
 
 # In the order they are applied: what others refer to first.
 SUPPORTED_KINDS = (
@@ -64,6 +71,28 @@ _CALL_TIMEOUT = 60.0
 _SCRAPE_ANNOTATION = "prometheus.io/scrape"
 _PORT_ANNOTATION = "prometheus.io/port"
 _PATH_ANNOTATION = "prometheus.io/path"
+ROUTER_APPLY_BUDGET = 0.25
+"""Seconds allowed for a delayed weight change to reach HAProxy once due: the loop timer firing
+late on a busy machine, then one runtime-API ``set var`` (docs/local-backend.md)."""
+
+
+def local_rollback_allowance(propagation_delay: float) -> RollbackAllowance:
+    """The endpoint delay a weight change waits, the router's apply, and no event-time rounding
+    (events carry the engine's own float time)."""
+    return RollbackAllowance.of(
+        {
+            "endpoint_propagation": propagation_delay,
+            "router_apply": ROUTER_APPLY_BUDGET,
+            "event_time_resolution": 0.0,
+        }
+    )
+
+
+def open_local_cluster(
+    options: RolloutOptions, workdir: Path, target: TargetConfig
+) -> LocalCluster:
+    """The session's local cluster, for the backend registry."""
+    return LocalCluster(workdir, target, propagation_delay=options.endpoint_delay).start()
 
 
 class LocalCluster:
@@ -89,6 +118,9 @@ class LocalCluster:
         self.namespaces: dict[str, LocalNamespace] = {}
         self._targets: dict[tuple[str, str], TargetGroup] = {}
         self.cluster_templates: dict[str, AnalysisTemplate] = {}
+        self._prometheus_addresses = {
+            _server(urllib.parse.urlsplit(address)) for address in target.prometheus_addresses
+        }
 
     def start(self) -> LocalCluster:
         try:
@@ -130,18 +162,26 @@ class LocalCluster:
             f"{self.prometheus.url}, work dir {self.workdir}"
         )
 
-    @property
     def prometheus_url(self) -> str:
+        """The base URL of the cluster's Prometheus, reachable from this machine."""
         return self.prometheus.url
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return local_rollback_allowance(self.propagation_delay)
 
     def resolve_url(self, url: str, namespace: str) -> str:
         """Map an in-cluster URL (``http://svc.ns.svc.cluster.local[:port]/path``, ``http://svc``)
         to the loopback address serving it here; other URLs are returned unchanged.
 
         A Service resolves to its own proxy port; ``prometheus.rollout-system`` (where the kube
-        backend installs Prometheus) to the local Prometheus.
+        backend installs Prometheus) and the target's ``[prometheus] addresses`` to the local
+        Prometheus.
         """
         parts = urllib.parse.urlsplit(url)
+        if _server(parts) in self._prometheus_addresses:
+            target = urllib.parse.urlsplit(self.prometheus.url)
+            return urllib.parse.urlunsplit(parts._replace(scheme="http", netloc=target.netloc))
         host = parts.hostname or ""
         labels = host.removesuffix(".svc.cluster.local").removesuffix(".svc").split(".")
         if host.replace(".", "").isdigit() or host == "localhost" or len(labels) > 2:
@@ -154,7 +194,8 @@ class LocalCluster:
             if owner is None or service not in owner.services:
                 raise ConfigError(
                     f"{url}: no Service {service!r} in namespace {service_namespace!r} "
-                    "on the local backend"
+                    "on the local backend (a Prometheus your templates name must be listed "
+                    f"in [prometheus] addresses of {self.target.label})"
                 )
             base = owner.service_url(service)
         target = urllib.parse.urlsplit(base)
@@ -208,7 +249,7 @@ class LocalNamespace:
     def __init__(self, cluster: LocalCluster, name: str) -> None:
         self.cluster = cluster
         self.namespace = name
-        self.events = cluster.events
+        self.recorder = cluster.events
         self.data_dir = cluster.workdir / "namespaces" / name / "data"
         self.log_dir = cluster.workdir / "namespaces" / name / "logs"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +277,10 @@ class LocalNamespace:
     @property
     def name(self) -> str:
         return self.namespace
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return self.cluster.rollback_allowance
 
     # -- the synchronous API (test thread) --
 
@@ -275,12 +320,12 @@ class LocalNamespace:
 
         self._call(change(), f"release {variant.name} to {kind}/{workload}")
 
-    def wait_rolled_out(self, workload: str, *, timeout: float) -> object:
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> None:
         """Wait until every replica runs the current template and is available (a Rollout:
         Healthy with the current template stable)."""
         controller = self._workload(workload)
         if isinstance(controller, RolloutController):
-            result: object = self._call(
+            self._call(
                 controller.wait_for(
                     lambda s: (
                         s.phase == Phase.HEALTHY
@@ -291,9 +336,9 @@ class LocalNamespace:
                 f"Rollout/{workload} to finish rolling out",
                 timeout,
             )
-            return result
+            return
         try:
-            return self.cluster.loop.call(
+            self.cluster.loop.call(
                 controller.wait_complete(),
                 timeout=timeout,
                 what=f"Deployment/{workload} to finish rolling out",
@@ -316,7 +361,7 @@ class LocalNamespace:
         return LocalRolloutHandle(
             controller,
             lambda coro, what, timeout: self._call(coro, what, timeout),
-            self.events,
+            self.recorder,
         )
 
     def route_url(self, route: str) -> str:
@@ -338,11 +383,18 @@ class LocalNamespace:
         return [pod.status() for pod in list(self.pods.values())]
 
     def namespace_events(self) -> list[Event]:
-        return self.events.events(namespace=self.namespace)
+        return self.recorder.events(namespace=self.namespace)
+
+    def events(self) -> list[EventView]:
+        """The namespace's events, oldest first."""
+        return [
+            EventView(e.timestamp, e.type, e.reason, e.message, e.involved.kind, e.involved.name)
+            for e in self.namespace_events()
+        ]
 
     def event_lines(self) -> list[str]:
         """The namespace's events, times relative to the namespace's creation."""
-        return self.events.lines(self.namespace_events(), origin=self.created_at)
+        return self.recorder.lines(self.namespace_events(), origin=self.created_at)
 
     def resources(self) -> ResourceSample:
         """The namespace's pods, Ready or not, and the RSS of each one's process tree."""
@@ -421,7 +473,7 @@ class LocalNamespace:
             self._validate_pod_template(
                 rollout.rollout.spec.template, str(manifest.origin), manifest
             )
-            self._check_rollout_references(rollout, manifest)
+            rollout.check_references(self.services, self.routes)
             self.rollouts[manifest.name] = rollout
             self._controller_tasks.append(
                 asyncio.create_task(rollout.run(), name=f"rollout {self.namespace}/{manifest.name}")
@@ -437,26 +489,6 @@ class LocalNamespace:
                     controller.run(), name=f"deployment {self.namespace}/{manifest.name}"
                 )
             )
-
-    def _check_rollout_references(self, controller: RolloutController, manifest: Manifest) -> None:
-        """The Services, HTTPRoute and analysis templates the Rollout names exist."""
-        spec = controller.rollout.spec
-        strategy = "blueGreen" if spec.blue_green is not None else "canary"
-        for field, service in spec.services.items():
-            if service not in self.services:
-                raise manifest.error(
-                    ("spec", "strategy", strategy, field),
-                    f"Service {service!r} not found in the manifests applied",
-                )
-        routing = spec.canary.traffic_routing if spec.canary is not None else None
-        if routing is not None and routing.http_route not in self.routes:
-            raise manifest.error(
-                ("spec", "strategy", "canary", "trafficRouting"),
-                f"HTTPRoute {routing.http_route!r} not found in the manifests applied",
-            )
-        for analysis in spec.analyses:
-            for ref in analysis.templates:
-                self.analysis_template(ref.template_name, cluster_scope=ref.cluster_scope)
 
     # -- what the Rollout controller asks of its namespace (on the loop) --
 
@@ -524,7 +556,7 @@ class LocalNamespace:
             self.namespace,
             spec,
             resolver=self._resolve,
-            events=self.events,
+            events=self.recorder,
             log_dir=self.log_dir,
             labels=labels,
         )
@@ -638,6 +670,12 @@ class LocalNamespace:
 
     def _call(self, coro: Any, what: str, timeout: float = _CALL_TIMEOUT) -> Any:
         return self.cluster.loop.call(coro, timeout=timeout, what=what)
+
+
+def _server(parts: urllib.parse.SplitResult) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL, the port defaulted by scheme."""
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _service_route(service: Service) -> str:

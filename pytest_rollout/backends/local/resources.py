@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pytest_rollout.backends.base import ResourceSample
-from pytest_rollout.backends.local.events import epoch_now
 from pytest_rollout.backends.local.pods import Pod
+from pytest_rollout.clock import epoch_now
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # Fields of /proc/<pid>/stat after the command name, counted from 0 (proc(5) numbers them from

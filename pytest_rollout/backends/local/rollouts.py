@@ -18,12 +18,19 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutView
-from pytest_rollout.backends.local.events import EventRecorder, ObjectRef, epoch_now
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    MeasurementView,
+    MetricView,
+    RolloutView,
+)
+from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
 from pytest_rollout.backends.local.workloads import PodHost, ReplicaSet, control_loop, resize
+from pytest_rollout.clock import epoch_now
 from pytest_rollout.engine import status as rollout_status
 from pytest_rollout.engine import strategies
 from pytest_rollout.engine.analysis import AnalysisRun, AnalysisTemplate, Argument, Providers
@@ -81,6 +88,26 @@ class RolloutController:
         self._selectors: dict[str, str] = {}
         self._weight = 0
 
+    def check_references(self, services: Collection[str], routes: Collection[str]) -> None:
+        """The Services, HTTPRoute and analysis templates the Rollout names exist."""
+        spec, manifest = self.rollout.spec, self.manifest
+        strategy = "blueGreen" if spec.blue_green is not None else "canary"
+        for field, service in spec.services.items():
+            if service not in services:
+                raise manifest.error(
+                    ("spec", "strategy", strategy, field),
+                    f"Service {service!r} not found in the manifests applied",
+                )
+        routing = spec.canary.traffic_routing if spec.canary is not None else None
+        if routing is not None and routing.http_route not in routes:
+            raise manifest.error(
+                ("spec", "strategy", "canary", "trafficRouting"),
+                f"HTTPRoute {routing.http_route!r} not found in the manifests applied",
+            )
+        for analysis in spec.analyses:
+            for ref in analysis.templates:
+                self.host.analysis_template(ref.template_name, cluster_scope=ref.cluster_scope)
+
     # -- spec changes and commands (on the loop) --
 
     def set_template(self, template: Mapping[str, Any]) -> None:
@@ -105,7 +132,7 @@ class RolloutController:
         await control_loop(self.reconcile, self._wake, self._failed)
 
     def _failed(self, exc: Exception) -> None:
-        self.host.events.warning(
+        self.host.recorder.warning(
             self.ref, "ReconcileError", f"{type(exc).__name__}: {exc}", source=ROLLOUTS_CONTROLLER
         )
 
@@ -138,7 +165,7 @@ class RolloutController:
     async def _apply(self, decision: Decision) -> None:
         for event in decision.events:
             record = (
-                self.host.events.warning if event.type == "Warning" else self.host.events.normal
+                self.host.recorder.warning if event.type == "Warning" else self.host.recorder.normal
             )
             record(self.ref, str(event.reason), event.message, source=ROLLOUTS_CONTROLLER)
         for state in decision.replica_sets:
@@ -231,23 +258,39 @@ class RolloutController:
         )
 
     def run_views(self) -> list[AnalysisRunView]:
-        views = []
-        for run in list(self.runs.values()):
-            snapshot = run.status()
-            views.append(
-                AnalysisRunView(
-                    snapshot.name,
-                    str(snapshot.phase),
-                    snapshot.message,
-                    {m.name: str(m.phase) for m in snapshot.metrics},
-                )
-            )
-        return views
+        return [analysis_run_view(run) for run in list(self.runs.values())]
 
     async def wait_for(self, predicate: Callable[[RolloutStatus], bool]) -> RolloutView:
         while not predicate(self.status):
             await self._changed.wait()
         return self.view()
+
+
+def analysis_run_view(run: AnalysisRun) -> AnalysisRunView:
+    """The backend-neutral view of a local AnalysisRun, with its resolved conditions."""
+    snapshot = run.status()
+    conditions = {m.name: (m.success_condition, m.failure_condition) for m in run.metrics}
+    return AnalysisRunView(
+        snapshot.name,
+        str(snapshot.phase),
+        snapshot.message,
+        {m.name: str(m.phase) for m in snapshot.metrics},
+        tuple(
+            MetricView(
+                name=m.name,
+                phase=str(m.phase),
+                message=m.message,
+                success_condition=conditions.get(m.name, ("", ""))[0],
+                failure_condition=conditions.get(m.name, ("", ""))[1],
+                measurements=tuple(
+                    MeasurementView(str(x.phase), x.started_at, x.finished_at, x.value, x.message)
+                    for x in m.measurements
+                ),
+            )
+            for m in snapshot.metrics
+        ),
+        snapshot.started_at,
+    )
 
 
 class LocalRolloutHandle:

@@ -204,7 +204,7 @@ def test_other_kinds_pass_through_unchanged_but_for_the_namespace() -> None:
 
 
 def test_listed_prometheus_addresses_are_rewritten_to_the_installed_one() -> None:
-    template = {
+    template: dict[str, Any] = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",
         "metadata": {"name": "errors"},

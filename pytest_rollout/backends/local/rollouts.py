@@ -30,7 +30,7 @@ from pytest_rollout.clock import epoch_now
 from pytest_rollout.engine import canary
 from pytest_rollout.engine.analysis import AnalysisRun, AnalysisTemplate, Argument, Providers
 from pytest_rollout.engine.rollout_model import parse_rollout
-from pytest_rollout.errors import RolloutError, WaitTimeout
+from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
 from pytest_rollout.manifests import Manifest
 
 ROLLOUTS_CONTROLLER = "rollouts-controller"
@@ -284,7 +284,12 @@ class LocalRolloutHandle:
         return self._controller.view()
 
     def wait_for_phase(self, phase: str, *, timeout: float) -> RolloutView:
-        wanted = canary.Phase(phase)
+        try:
+            wanted = canary.Phase(phase)
+        except ValueError:
+            raise ConfigError(
+                f"phase {phase!r}: expected one of {', '.join(p.value for p in canary.Phase)}"
+            ) from None
         try:
             result: RolloutView = self._call(
                 self._controller.wait_for(lambda status: status.phase == wanted),

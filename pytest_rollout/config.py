@@ -4,8 +4,8 @@ Where it is read from, first match wins:
 
 1. an explicit path (a command-line option); a file named ``pyproject.toml`` is read for its
    ``[tool.pytest-rollout]`` table, any other file is the config as a whole;
-2. ``rollout.toml`` in pytest's rootdir;
-3. the ``[tool.pytest-rollout]`` table of ``pyproject.toml`` in pytest's rootdir.
+2. the nearest ``rollout.toml``, or ``pyproject.toml`` with the table, searched from where
+   pytest was invoked upwards, then from its ini file's directory, then its rootdir.
 
 So a ``rollout.toml`` beside a ``pyproject.toml`` that also has the table wins. Relative paths
 in the config are relative to the directory of the file they are written in.
@@ -31,11 +31,25 @@ Format (``rollout.toml``; in ``pyproject.toml`` every table name gets the prefix
     header = "X-Version"                      # and/or json = "build.version"
 
     [variants.bad]
+    version = "2.0-bad"                       # what its pods answer with (checked)
     env = { ERROR_RATE = "0.5" }              # every container
     containers.shop = { image = "example/shop:broken", env = { MODE = "x" } }
 
+    [serving]                                 # default: the first request, answered 2xx
+    path = "/health/ready"
+    status = 200
+
+    [prometheus]                              # the Prometheus servers templates name
+    addresses = ["http://prometheus.monitoring:9090"]
+
     [backends.local]
     env = { DATABASE_URL = "sqlite:///{data_dir}/shop.db" }
+
+    [experiments.bad-release]                 # see pytest_rollout.kinds
+    kind = "canary-containment"
+    manifests = "default"
+    variant = "bad"
+    metric = "error-rate"
 
 Placeholders may be used in ``images.*.command``, ``images.*.env`` and ``backends.local.env``
 (``{{`` and ``}}`` for literal braces): ``{host}`` the pod's address, ``{port}`` the container's

@@ -249,6 +249,6 @@ def _traffic_files(runs: Sequence[ReleaseRun]) -> list[str]:
 
 def _json_writer(data: Any) -> Callable[[Path], object]:
     def write(path: Path) -> None:
-        path.write_text(json.dumps(jsonable(data), indent=1) + "\n")
+        path.write_text(json.dumps(jsonable(data), separators=(",", ":")) + "\n")
 
     return write

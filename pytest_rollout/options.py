@@ -86,6 +86,11 @@ class RolloutOptions:
     keep_cluster: bool = False
     kind_cluster: str | None = None
 
+    @property
+    def uses_existing_cluster(self) -> bool:
+        """kube backend: an existing cluster (a kubeconfig or context) rather than kind."""
+        return self.kubeconfig is not None or self.context is not None
+
     @classmethod
     def resolve(
         cls,

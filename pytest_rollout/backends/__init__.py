@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 import secrets
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -47,16 +48,24 @@ def open_cluster(options: RolloutOptions, workdir: Path, target: TargetConfig) -
     return opener(options, workdir, target)
 
 
+def server_of(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL, the port defaulted by scheme: how a configured
+    Prometheus address is matched against the URLs that templates name."""
+    parts = urllib.parse.urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
 def prometheus_rewrites(options: RolloutOptions, addresses: Sequence[str]) -> dict[str, str]:
     """Where each Prometheus address of the target's AnalysisTemplates is served on this
     backend: the local backend's own Prometheus; on kube, the installed one on a kind cluster,
     or the address itself on an existing cluster, which must have it."""
     if options.backend == "local":
         mapped = "the local backend's Prometheus"
-    elif options.kubeconfig is None and options.context is None:
-        mapped = KIND_PROMETHEUS
-    else:
+    elif options.uses_existing_cluster:
         return dict.fromkeys(addresses, "left as written (existing cluster)")
+    else:
+        mapped = KIND_PROMETHEUS
     return dict.fromkeys(addresses, mapped)
 
 

@@ -43,6 +43,8 @@ spec:
   template:
     metadata:
       labels: {app: greeter}
+      # Discovered and scraped (its JSON is no metrics page: up == 0, which still shows it).
+      annotations: {prometheus.io/scrape: "true"}
     spec:
       containers:
         - name: web
@@ -104,6 +106,13 @@ def test_release_reaches_every_client(rollout: Experiment) -> None:
     run.assert_completed()
     assert run.stable_versions == {"one"}
     assert any("Scaled up replica set greeter-" in e.message for e in run.events)
+
+
+def test_the_clusters_prometheus_scrapes_the_pods(rollout, rollout_prometheus) -> None:
+    rollout.release("two", rate=20, tail=5)
+    namespace = rollout.namespaces[0].name
+    up = rollout_prometheus.wait_for_data(f'up{{namespace="{namespace}"}}', timeout=30)
+    assert all(sample.labels["pod"].startswith("greeter-") for sample in up), up
 """
 
 
@@ -119,5 +128,5 @@ def make_greeter_project(pytester: pytest.Pytester, test_source: str = TEST) -> 
 def test_a_foreign_service_runs_by_config_only(pytester: pytest.Pytester) -> None:
     make_greeter_project(pytester)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "--rollout-report", "report")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     assert (pytester.path / "report" / "greeter-release" / "timeline.json").is_file()

@@ -21,6 +21,7 @@ import re
 import shutil
 from pathlib import Path
 
+from pytest_rollout.backends import KIND_PROMETHEUS
 from pytest_rollout.backends.base import Namespace, RollbackAllowance
 from pytest_rollout.backends.kube import plan as install
 from pytest_rollout.backends.kube import timing, tools, versions
@@ -45,7 +46,7 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def uses_existing_cluster(options: RolloutOptions) -> bool:
-    return options.kubeconfig is not None or options.context is not None
+    return options.uses_existing_cluster
 
 
 def kind_cluster_name(options: RolloutOptions) -> str:
@@ -100,6 +101,13 @@ class KubeCluster:
         self.workdir = Path(workdir)
         self.target = target
         self.env = target.backend_env("kube")
+        # On kind, the Prometheus the templates name is the one installed here; an existing
+        # cluster is trusted to serve the addresses as written.
+        self.prometheus_rewrites = (
+            {}
+            if uses_existing_cluster(options)
+            else dict.fromkeys(target.prometheus_addresses, KIND_PROMETHEUS)
+        )
         self.api: KubeApi | None = None
         self.kind_name: str | None = None
         self.created = False
@@ -293,6 +301,7 @@ class KubeCluster:
             gateway_url=gateway.url() if gateway is not None else self.gateway_url,
             prometheus_url=self.prometheus_url(),
             rollback_allowance=self.rollback_allowance,
+            prometheus_rewrites=self.prometheus_rewrites,
         )
         self.namespaces[name] = namespace
         return namespace

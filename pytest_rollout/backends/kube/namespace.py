@@ -65,6 +65,7 @@ class KubeNamespace:
         gateway_url: str,
         prometheus_url: str,
         rollback_allowance: RollbackAllowance | None = None,
+        prometheus_rewrites: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
         self.namespace = name
@@ -72,6 +73,7 @@ class KubeNamespace:
         self.gateway_url = gateway_url.rstrip("/")
         self.prometheus_url = prometheus_url.rstrip("/")
         self._rollback_allowance = rollback_allowance or timing.rollback_allowance()
+        self.prometheus_rewrites = dict(prometheus_rewrites or {})
         self.origin = time.time()
         self.workloads: dict[str, str] = {}
         self.routes: set[str] = set()
@@ -101,7 +103,9 @@ class KubeNamespace:
         """Apply the manifests in the namespace; workloads last, so that what they refer to
         (Services, AnalysisTemplates, the HTTPRoute) exists when the controller first sees them."""
         chosen = list(manifests)
-        objects = render.namespace_objects(chosen, self.namespace, self.env)
+        objects = render.namespace_objects(
+            chosen, self.namespace, self.env, self.prometheus_rewrites
+        )
         workloads = [obj for obj in objects if obj["kind"] in render.WORKLOAD_KINDS]
         others = [obj for obj in objects if obj["kind"] not in render.WORKLOAD_KINDS]
         for obj in others:

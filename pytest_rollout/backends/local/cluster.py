@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_rollout.backends import server_of
 from pytest_rollout.backends.base import (
     EventView,
     ResourceSample,
@@ -118,9 +119,7 @@ class LocalCluster:
         self.namespaces: dict[str, LocalNamespace] = {}
         self._targets: dict[tuple[str, str], TargetGroup] = {}
         self.cluster_templates: dict[str, AnalysisTemplate] = {}
-        self._prometheus_addresses = {
-            _server(urllib.parse.urlsplit(address)) for address in target.prometheus_addresses
-        }
+        self._prometheus_addresses = {server_of(address) for address in target.prometheus_addresses}
 
     def start(self) -> LocalCluster:
         try:
@@ -179,7 +178,7 @@ class LocalCluster:
         Prometheus.
         """
         parts = urllib.parse.urlsplit(url)
-        if _server(parts) in self._prometheus_addresses:
+        if server_of(url) in self._prometheus_addresses:
             target = urllib.parse.urlsplit(self.prometheus.url)
             return urllib.parse.urlunsplit(parts._replace(scheme="http", netloc=target.netloc))
         host = parts.hostname or ""
@@ -670,12 +669,6 @@ class LocalNamespace:
 
     def _call(self, coro: Any, what: str, timeout: float = _CALL_TIMEOUT) -> Any:
         return self.cluster.loop.call(coro, timeout=timeout, what=what)
-
-
-def _server(parts: urllib.parse.SplitResult) -> tuple[str, str, int]:
-    """``(scheme, host, port)`` of a URL, the port defaulted by scheme."""
-    default = 443 if parts.scheme == "https" else 80
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 def _service_route(service: Service) -> str:

@@ -314,8 +314,10 @@ class LocalRolloutHandle:
         try:
             wanted = rollout_status.Phase(phase)
         except ValueError:
-            known = ", ".join(p.value for p in rollout_status.Phase)
-            raise ConfigError(f"unknown Rollout phase {phase!r} (phases: {known})") from None
+            raise ConfigError(
+                f"phase {phase!r}: expected one of "
+                f"{', '.join(p.value for p in rollout_status.Phase)}"
+            ) from None
         try:
             result: RolloutView = self._call(
                 self._controller.wait_for(lambda status: status.phase == wanted),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_rollout.config import load_target_config
 from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import parse_manifests
@@ -83,3 +84,27 @@ def test_a_supported_set_passes() -> None:
         if not any(u in line for u in unsupported)
     )
     check_manifests(parse_manifests(supported, Path("set.yaml")))
+
+
+def test_a_manifest_set_is_checked_when_it_is_loaded(tmp_path: Path) -> None:
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "app.yaml").write_text(DOCUMENTS)
+    (tmp_path / "rollout.toml").write_text(
+        textwrap.dedent(
+            """\
+            manifests = ["k8s"]
+
+            [images."i"]
+            command = ["run"]
+
+            [[requests]]
+            path = "/"
+
+            [version]
+            header = "X-Version"
+            """
+        )
+    )
+    target = load_target_config([tmp_path])
+    with pytest.raises(ConfigError, match=r"unsupported: spec\.strategy\.blueGreen\.antiAffinity"):
+        target.load_manifests()

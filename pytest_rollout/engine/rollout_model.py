@@ -136,6 +136,18 @@ class GatewayAPIRoute:
     namespace: str | None = None
 
 
+def scale_down_delay(seconds: int | None) -> int:
+    """``GetScaleDownDelaySecondsOrDefault``: as written, 30 when unset."""
+    return DEFAULT_SCALE_DOWN_DELAY_SECONDS if seconds is None else seconds
+
+
+def abort_delay(seconds: int | None) -> int | None:
+    """``GetAbortScaleDownDelaySecondsOrDefault``: 30 when unset; None (never) when 0."""
+    if seconds is None:
+        return DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
+    return None if seconds == 0 else seconds
+
+
 @dataclass(frozen=True)
 class CanaryStrategy:
     canary_service: str | None = None
@@ -157,20 +169,14 @@ class CanaryStrategy:
         """
         if self.traffic_routing is None:
             return 0
-        if self.abort_scale_down_delay_seconds is None:
-            return DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
-        if self.abort_scale_down_delay_seconds == 0:
-            return None
-        return self.abort_scale_down_delay_seconds
+        return abort_delay(self.abort_scale_down_delay_seconds)
 
     @property
     def scale_down_delay(self) -> int:
         """Seconds the previous stable stays up after promotion (traffic routing only)."""
         if self.traffic_routing is None:
             return 0
-        if self.scale_down_delay_seconds is None:
-            return DEFAULT_SCALE_DOWN_DELAY_SECONDS
-        return self.scale_down_delay_seconds
+        return scale_down_delay(self.scale_down_delay_seconds)
 
 
 @dataclass(frozen=True)
@@ -190,9 +196,7 @@ class BlueGreenStrategy:
     @property
     def scale_down_delay(self) -> int:
         """Seconds the previous active ReplicaSet stays up after promotion (unset: 30)."""
-        if self.scale_down_delay_seconds is None:
-            return DEFAULT_SCALE_DOWN_DELAY_SECONDS
-        return self.scale_down_delay_seconds
+        return scale_down_delay(self.scale_down_delay_seconds)
 
     @property
     def abort_scale_down_delay(self) -> int | None:
@@ -200,11 +204,7 @@ class BlueGreenStrategy:
 
         ``GetAbortScaleDownDelaySecondsOrDefault``: unset is 30.
         """
-        if self.abort_scale_down_delay_seconds is None:
-            return DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
-        if self.abort_scale_down_delay_seconds == 0:
-            return None
-        return self.abort_scale_down_delay_seconds
+        return abort_delay(self.abort_scale_down_delay_seconds)
 
     @property
     def controller_pauses(self) -> bool:

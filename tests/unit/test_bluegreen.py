@@ -31,7 +31,14 @@ from pytest_rollout.engine.status import (
 )
 from pytest_rollout.errors import RolloutError
 from pytest_rollout.manifests import parse_manifests
-from tests.unit.test_canary import FAILED_MESSAGE, FakeCluster, Plan, failing, healthy
+from tests.unit.test_canary import (
+    FAILED_MESSAGE,
+    FakeCluster,
+    Plan,
+    failing,
+    healthy,
+    rollout_head,
+)
 
 MANUAL = "autoPromotionEnabled: false\n"
 PRE = "prePromotionAnalysis:\n  templates:\n    - templateName: smoke-check\n"
@@ -42,36 +49,9 @@ def bg_yaml(
     version: str = "v1", *, extra: str = "", replicas: int = 3, preview: bool = True
 ) -> str:
     preview_line = "previewService: web-preview\n" if preview else ""
-    strategy = textwrap.indent(f"activeService: web-active\n{preview_line}{extra}", "      ")
-    return (
-        textwrap.dedent(
-            f"""\
-        apiVersion: argoproj.io/v1alpha1
-        kind: Rollout
-        metadata:
-          name: web
-        spec:
-          replicas: {replicas}
-          selector:
-            matchLabels:
-              app: web
-          template:
-            metadata:
-              labels:
-                app: web
-            spec:
-              containers:
-                - name: app
-                  image: example/web:1
-                  env:
-                    - name: SERVICE_VERSION
-                      value: {version}
-          strategy:
-            blueGreen:
-        """
-        )
-        + strategy
-    )
+    strategy = f"activeService: web-active\n{preview_line}{extra}"
+    head = rollout_head(version=version, replicas=replicas)
+    return head + "    blueGreen:\n" + textwrap.indent(strategy, "      ")
 
 
 def make_bg(version: str = "v1", **options: object) -> Rollout:

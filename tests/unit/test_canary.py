@@ -51,46 +51,46 @@ def rollout_yaml(
     routing = ""
     if traffic_routing:
         routing = """\
-      canaryService: web-canary
-      stableService: web-stable
-      trafficRouting:
-        plugins:
-          argoproj-labs/gatewayAPI:
-            httpRoute: web
+canaryService: web-canary
+stableService: web-stable
+trafficRouting:
+  plugins:
+    argoproj-labs/gatewayAPI:
+      httpRoute: web
 """
-    return (
-        textwrap.dedent(
-            f"""\
-            apiVersion: argoproj.io/v1alpha1
-            kind: Rollout
-            metadata:
-              name: web
-            spec:
-              replicas: {replicas}
-            {{extra_spec}}  selector:
-                matchLabels:
-                  app: web
-              template:
-                metadata:
-                  labels:
-                    app: web
-                spec:
-                  containers:
-                    - name: app
-                      image: example/web:1
-                      env:
-                        - name: SERVICE_VERSION
-                          value: {version}
-              strategy:
-                canary:
-            {{routing}}{{extra_canary}}      steps:
-            {{steps}}"""
-        )
-        .replace("{extra_spec}", textwrap.indent(extra_spec, "  "))
-        .replace("{routing}", routing)
-        .replace("{extra_canary}", textwrap.indent(extra_canary, "      "))
-        .replace("{steps}", textwrap.indent(textwrap.dedent(steps), "        "))
+    strategy = f"{routing}{extra_canary}steps:\n{textwrap.indent(textwrap.dedent(steps), '  ')}"
+    return rollout_head(version=version, replicas=replicas, extra_spec=extra_spec) + (
+        "    canary:\n" + textwrap.indent(strategy, "      ")
     )
+
+
+def rollout_head(*, version: str, replicas: int, extra_spec: str = "") -> str:
+    """A Rollout ``web`` up to ``strategy:``, its one container running ``version``."""
+    return textwrap.dedent(
+        f"""\
+        apiVersion: argoproj.io/v1alpha1
+        kind: Rollout
+        metadata:
+          name: web
+        spec:
+          replicas: {replicas}
+        {{extra_spec}}  selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              containers:
+                - name: app
+                  image: example/web:1
+                  env:
+                    - name: SERVICE_VERSION
+                      value: {version}
+          strategy:
+        """
+    ).replace("{extra_spec}", textwrap.indent(extra_spec, "  "))
 
 
 def make_rollout(steps: str, **options: object) -> Rollout:

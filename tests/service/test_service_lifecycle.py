@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pytest_rollout._proc import ManagedProcess, free_port, port_accepts
 from pytest_rollout._wait import wait_for
 from service.launcher import REPO_ROOT, run_service
-from tests.service.service_probes import client, order_rows, scrape
+from tests.service.service_probes import client, order_rows, run_migrate, scrape
 
 
 def test_sigterm_finishes_the_request_in_flight_and_refuses_new_connections() -> None:
@@ -126,20 +126,6 @@ def test_bad_setting_exits_2_with_one_line_naming_it(
     assert returncode == 2, f"exit status {returncode}, output: {lines}"
     assert len(lines) == 1, f"expected one line, got {lines}"
     assert lines[0].startswith(f"service: {message}"), lines[0]
-
-
-def run_migrate(tmp_path: Path, url: str, *args: str) -> tuple[int, list[str]]:
-    log = tmp_path / f"migrate-{len(list(tmp_path.glob('migrate-*')))}.log"
-    process = ManagedProcess(
-        "service migrate",
-        [sys.executable, "-m", "service", "migrate", *args],
-        env={"PATH": "/usr/bin:/bin", "SERVICE_DATABASE_URL": url},
-        cwd=REPO_ROOT,
-        log_path=log,
-    )
-    with process:
-        returncode = process.wait(30)
-    return returncode, log.read_text().splitlines()
 
 
 def test_migrate_command_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:

@@ -117,3 +117,14 @@ def test_the_big_bang_rename_breaks_the_running_release_and_its_rollback(
     assert index.status_code == 200
     assert ready.status_code == 200, ready.text
     assert metrics.value("checkout_results_total", version="v1", outcome="failure") == 1
+
+
+def test_the_first_release_must_be_gone_before_one_stops_writing_item(
+    database_url: str, http: httpx.Client
+) -> None:
+    # Why the releases go one deploy at a time: v1 reads item alone, so the orders of a
+    # release that no longer writes item come back to v1 without one.
+    with release(None, database_url) as v1, release("sku-only", database_url) as v3:
+        order_id = checkout(http, v3, "sku-only-order")
+        assert read_order(http, v3, order_id)["item"] == "sku-only-order"
+        assert read_order(http, v1, order_id)["item"] is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,18 @@ def migrate_process(
         cwd=REPO_ROOT,
         log_path=log_path,
     )
+
+
+def run_together(processes: Sequence[ManagedProcess], timeout: float = 60) -> list[int]:
+    """Start every process, then wait for each; their exit statuses. All are stopped at the
+    end, also when one of them hangs."""
+    try:
+        for process in processes:
+            process.start()
+        return [process.wait(timeout) for process in processes]
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def run_migrate(

@@ -28,7 +28,13 @@ from service.schema import (
     upgrade,
 )
 from tests.service.postgres_server import PostgresServer
-from tests.service.service_probes import client, migrate_process, release_env, run_migrate
+from tests.service.service_probes import (
+    client,
+    migrate_process,
+    release_env,
+    run_migrate,
+    run_together,
+)
 
 V1 = release_env(None)
 
@@ -51,6 +57,19 @@ def _seed(database_url: str, rows: int) -> None:
                 ),
                 [{"item": f"seeded-{i}"} for i in range(rows)],
             )
+    finally:
+        engine.dispose()
+
+
+def _expanded_with_rows(database_url: str, rows: int, *statements: str) -> None:
+    """A database at the expand revision with ``rows`` orders, then ``statements`` applied."""
+    upgrade(database_url, EXPAND_REVISION)
+    _seed(database_url, rows)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
     finally:
         engine.dispose()
 
@@ -225,14 +244,7 @@ def test_first_migrations_of_an_empty_postgres_database_take_turns(
     pods = 4
     url = postgres.create_database("first_deploy")
     logs = [tmp_path / f"pod-{i}.log" for i in range(pods)]
-    processes = [migrate_process(url, log, release_env("expand")) for log in logs]
-    try:
-        for process in processes:
-            process.start()
-        codes = [process.wait(60) for process in processes]
-    finally:
-        for process in processes:
-            process.stop()
+    codes = run_together([migrate_process(url, log, release_env("expand")) for log in logs])
     outputs = [log.read_text() for log in logs]
     assert codes == [0] * pods, outputs
     assert sum(f"migrated from nothing to {EXPAND_REVISION}" in o for o in outputs) == 1, outputs
@@ -281,11 +293,8 @@ def test_migrate_waits_for_the_postgres_advisory_lock(
 def test_the_backfill_commits_every_batch_so_writers_get_in_between(tmp_path: Path) -> None:
     path = tmp_path / "orders.db"
     url = f"sqlite:///{path}"
-    upgrade(url, EXPAND_REVISION)
-    _seed(url, 2_500)
+    _expanded_with_rows(url, 2_500, "UPDATE orders SET sku = NULL")
     engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE orders SET sku = NULL")
     # A writer that gives up at once when any transaction holds the write lock.
     writer = sqlite3.connect(path, timeout=0, isolation_level=None)
     progress: list[tuple[int, int]] = []
@@ -331,15 +340,12 @@ def test_the_backfill_refuses_to_run_as_one_transaction(tmp_path: Path) -> None:
 def test_an_expand_interrupted_during_its_backfill_resumes(tmp_path: Path) -> None:
     # The DDL committed, the backfill stopped half-way, the revision was never stamped.
     url = f"sqlite:///{tmp_path / 'orders.db'}"
-    upgrade(url, EXPAND_REVISION)
-    _seed(url, 1_500)
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE orders SET sku = NULL WHERE id > 700")
-        connection.exec_driver_sql(
-            f"UPDATE alembic_version SET version_num = '{BASELINE_REVISION}'"
-        )
-    engine.dispose()
+    _expanded_with_rows(
+        url,
+        1_500,
+        "UPDATE orders SET sku = NULL WHERE id > 700",
+        f"UPDATE alembic_version SET version_num = '{BASELINE_REVISION}'",
+    )
     _prepared(url, "expand")
     assert current_revisions(url) == (EXPAND_REVISION,)
     assert _scalar(url, "SELECT count(*) FROM orders WHERE sku IS NULL") == 0

@@ -164,7 +164,10 @@ def _wait_accepting(server: PostgresServer, process: ManagedProcess) -> None:
 
     try:
         outcome = wait_for(
-            accepting, what="PostgreSQL to accept connections", timeout=START_TIMEOUT_S
+            accepting,
+            what="PostgreSQL to accept connections",
+            timeout=START_TIMEOUT_S,
+            retry_on=sa.exc.OperationalError,  # refused until the server listens
         )
     finally:
         engine.dispose()

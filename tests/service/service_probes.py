@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytest_rollout._proc import ManagedProcess
-from pytest_rollout.config import load_target_config
+from pytest_rollout.config import load_config
 from service.launcher import REPO_ROOT, RunningService
 
 
@@ -91,7 +91,7 @@ def release_env(variant: str | None) -> dict[str, str]:
     the manifests' v1 (None)."""
     if variant is None:
         return {"SERVICE_VERSION": "v1"}
-    return dict(load_target_config(REPO_ROOT).variant(variant).env)
+    return dict(load_config(REPO_ROOT / "rollout.toml").variant(variant).env)
 
 
 def migrate_process(

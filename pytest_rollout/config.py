@@ -201,8 +201,10 @@ class ContainerOverride:
 class Variant:
     """A named release: env for every container, plus per-container image and env.
 
-    Per-container env wins over the variant-wide env for the same name. ``version`` is what
-    the release's pods answer with (read by ``[version]``), when the config says it.
+    "Every container" includes init containers: a release is a new build that an init
+    container (a schema migration, say) runs as well. Per-container env wins over the
+    variant-wide env for the same name. ``version`` is what the release's pods answer with
+    (read by ``[version]``), when the config says it.
     """
 
     name: str
@@ -223,15 +225,18 @@ class Variant:
         containers = spec.get("containers")
         if not isinstance(containers, list) or not containers:
             raise ConfigError(f"{self.origin}: the pod template has no containers to change")
-        names = [c.get("name") for c in containers if isinstance(c, dict)]
+        every = [
+            c for c in (*containers, *(spec.get("initContainers") or [])) if isinstance(c, dict)
+        ]
+        names = [c.get("name") for c in every]
         for wanted in self.containers:
             if wanted not in names:
                 raise ConfigError(
                     f"{self.origin}: container {wanted!r} is not in the pod template "
                     f"(containers: {', '.join(str(n) for n in names)})"
                 )
-        for container in containers:
-            override = self.containers.get(container.get("name"))
+        for container in every:
+            override = self.containers.get(str(container.get("name")))
             env = dict(self.env)
             if override is not None:
                 env.update(override.env)

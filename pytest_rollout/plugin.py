@@ -282,7 +282,7 @@ def rollout_load(rollout_target: TargetConfig) -> Iterator[Callable[..., Backgro
             rate=rate,
             duration=duration,
             mix=rollout_target.requests,
-            version=rollout_target.version.extractor(),
+            version=rollout_target.version,
             **kwargs,  # type: ignore[arg-type]
         )
         load = BackgroundLoad(spec).start()

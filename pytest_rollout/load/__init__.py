@@ -20,9 +20,17 @@ smoke checks and one-off probes.
 """
 
 from pytest_rollout.load.background import BackgroundLoad, run_load
-from pytest_rollout.load.clock import Clock
+from pytest_rollout.load.clock import PROCESS_CLOCK, Clock
 from pytest_rollout.load.generator import DISPATCH_GRACE, LoadGenerator, classify_error
-from pytest_rollout.load.mix import CHECKOUT, DEFAULT_MIX, INDEX, Route, RouteCycle, parse_mix
+from pytest_rollout.load.mix import (
+    CAPTURE_METHODS,
+    CHECKOUT,
+    DEFAULT_MIX,
+    INDEX,
+    Route,
+    RouteCycle,
+    parse_mix,
+)
 from pytest_rollout.load.spec import (
     DEFAULT_CONNECTIONS,
     DEFAULT_TIMEOUT,
@@ -30,6 +38,7 @@ from pytest_rollout.load.spec import (
     check_target,
 )
 from pytest_rollout.load.traffic import (
+    CSV_COLUMNS,
     ERROR_KINDS,
     MAX_P99_LATENESS,
     MIN_ACHIEVED_RATIO,
@@ -41,12 +50,15 @@ from pytest_rollout.load.version import (
     DEFAULT_VERSION_HEADER,
     ResponseView,
     VersionExtractor,
+    VersionSource,
     header_version,
     json_version,
 )
 
 __all__ = [
+    "CAPTURE_METHODS",
     "CHECKOUT",
+    "CSV_COLUMNS",
     "DEFAULT_CONNECTIONS",
     "DEFAULT_MIX",
     "DEFAULT_TIMEOUT",
@@ -56,6 +68,7 @@ __all__ = [
     "INDEX",
     "MAX_P99_LATENESS",
     "MIN_ACHIEVED_RATIO",
+    "PROCESS_CLOCK",
     "BackgroundLoad",
     "Clock",
     "ErrorKind",
@@ -67,6 +80,7 @@ __all__ = [
     "RouteCycle",
     "TrafficLog",
     "VersionExtractor",
+    "VersionSource",
     "check_target",
     "classify_error",
     "header_version",

@@ -10,11 +10,19 @@ class Clock:
 
     The wall clock is read once; every later reading is that instant plus the monotonic time
     elapsed since, so an NTP step during a run cannot reorder or stretch recorded times.
+    ``CLOCK_MONOTONIC`` is one clock for the whole machine on Linux, so a child process given
+    this clock's :attr:`base` (``Clock(base=...)``) stamps times on the very same time base.
     """
 
-    def __init__(self) -> None:
-        self._wall0 = time.time()
-        self._mono0 = time.monotonic()
+    def __init__(self, base: tuple[float, float] | None = None) -> None:
+        if base is None:
+            base = (time.time(), time.monotonic())
+        self._wall0, self._mono0 = base
+
+    @property
+    def base(self) -> tuple[float, float]:
+        """The wall-clock reading and the monotonic reading it was taken at."""
+        return self._wall0, self._mono0
 
     @staticmethod
     def monotonic() -> float:
@@ -28,3 +36,7 @@ class Clock:
     def now(self) -> float:
         """Epoch seconds now."""
         return self.epoch(time.monotonic())
+
+
+PROCESS_CLOCK = Clock()
+"""The clock of this process: loads that are given no clock stamp their records with it."""

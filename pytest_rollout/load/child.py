@@ -1,0 +1,145 @@
+"""The load generator's own process: ``python -m pytest_rollout.load.child``.
+
+:class:`~pytest_rollout.load.background.BackgroundLoad` starts it and talks to it over its
+stdin and stdout (the frames of :mod:`pytest_rollout.load.wire`). It runs the generator on an
+event loop that shares no interpreter lock with pytest, sends its records every
+:data:`FLUSH_INTERVAL` seconds, and ends the schedule at once when its stdin closes: a parent
+that was killed leaves no load running behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import pickle
+import sys
+import traceback
+
+from pytest_rollout.load.clock import Clock
+from pytest_rollout.load.generator import LoadGenerator
+from pytest_rollout.load.spec import LoadSpec
+from pytest_rollout.load.wire import END, FAILURE, STOP, RecordEncoder, frame
+
+FLUSH_INTERVAL = 0.05
+"""Seconds between two batches of records: the parent's live log lags by at most this much."""
+
+_WIRE_FD = 1
+_CONTROL_FD = 0
+
+
+def main() -> int:
+    # The wire gets a descriptor of its own, and fd 1 becomes stderr, so that nothing printed
+    # by accident can corrupt the stream.
+    wire = os.dup(_WIRE_FD)
+    os.dup2(2, _WIRE_FD)
+    spec, base = _read_spec()
+    # Imports and the spec are all that exist yet; keep them out of every collection.
+    gc.freeze()
+    return asyncio.run(_serve(spec, Clock(base=base), wire))
+
+
+def _read_spec() -> tuple[LoadSpec, tuple[float, float]]:
+    with os.fdopen(os.dup(_CONTROL_FD), "rb", buffering=0) as control:
+        payload = _read_exactly(control.fileno(), 4)
+        data = _read_exactly(control.fileno(), int.from_bytes(payload, "little"))
+    # The payload comes from the parent that started this process, over a private pipe.
+    spec, base = pickle.loads(data)  # noqa: S301
+    if not isinstance(spec, LoadSpec):
+        raise TypeError(f"expected a LoadSpec on stdin, got {type(spec).__name__}")
+    return spec, base
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise EOFError(f"stdin closed after {len(data)} of {size} bytes of the spec")
+        data += chunk
+    return data
+
+
+async def _serve(spec: LoadSpec, clock: Clock, wire_fd: int) -> int:
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+    wire, _ = await loop.connect_write_pipe(
+        lambda: _WireProtocol(closed), os.fdopen(wire_fd, "wb", buffering=0)
+    )
+    encoder = RecordEncoder(spec.mix)
+    generator = LoadGenerator(spec, clock=clock, on_record=encoder.add)
+
+    def flush() -> None:
+        wire.write(
+            encoder.flush(
+                started_at=generator.started_at,
+                dropped=generator.dropped,
+                peak_in_flight=generator.peak_in_flight,
+            )
+        )
+
+    timer: asyncio.TimerHandle | None = None
+
+    def tick() -> None:
+        nonlocal timer
+        flush()
+        timer = loop.call_later(FLUSH_INTERVAL, tick)
+
+    control, _ = await loop.connect_read_pipe(
+        lambda: _ControlProtocol(generator), os.fdopen(_CONTROL_FD, "rb", buffering=0)
+    )
+    # The first batch, empty, tells the parent the loop runs.
+    tick()
+    status = 0
+    try:
+        await generator.run()
+    except Exception:
+        status = 1
+        flush()
+        wire.write(frame(FAILURE, traceback.format_exc().encode()))
+    else:
+        flush()
+        wire.write(frame(END, b""))
+    finally:
+        if timer is not None:
+            timer.cancel()
+        control.close()
+        wire.close()
+    await closed
+    return status
+
+
+class _WireProtocol(asyncio.BaseProtocol):
+    def __init__(self, closed: asyncio.Future[None]) -> None:
+        self._closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if exc is not None:
+            # The parent stopped reading: it is gone, and so is any use for this load.
+            os._exit(3)
+
+
+class _ControlProtocol(asyncio.Protocol):
+    """Stops the schedule on ``s``; ends the process at once on end of file without it."""
+
+    def __init__(self, generator: LoadGenerator) -> None:
+        self._generator = generator
+        self._stopping = False
+
+    def data_received(self, data: bytes) -> None:
+        if STOP in data:
+            self._stopping = True
+            self._generator.stop()
+
+    def eof_received(self) -> bool | None:
+        if not self._stopping:
+            # The parent died (a SIGKILL leaves no time to say stop): send nothing more, and
+            # leave the requests in flight to the kernel, which closes their sockets.
+            os._exit(2)
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,6 +47,8 @@ class Costs:
     generator_cpu: float
     """CPU of this process (less the busy thread) and of the children it reaped during the
     run (a background load's process)."""
+    child_cpu: float
+    """The part of :attr:`generator_cpu` spent in reaped children: the generator's process."""
     service_cpu: float
     load_average: float
     """The machine's 1-minute load average just before the run."""
@@ -85,21 +87,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in range(1, args.runs + 1):
             load_average = os.getloadavg()[0]
             own_before, service_before = _own_cpu_seconds(), _cpu_seconds_of(pid)
+            children_before = _cpu_seconds(resource.RUSAGE_CHILDREN)
             spec = LoadSpec(service.url, rate=args.rate, duration=args.duration)
+            startup: float | None = None
             with _busy_thread(args.busy_parent) as busy_cpu:
                 if args.background:
                     with BackgroundLoad(spec) as load:
+                        startup = load.startup
                         log = load.wait()
                 else:
                     log = run_load(spec)
             costs = Costs(
                 generator_cpu=_own_cpu_seconds() - own_before - sum(busy_cpu),
+                child_cpu=_cpu_seconds(resource.RUSAGE_CHILDREN) - children_before,
                 service_cpu=_cpu_seconds_of(pid) - service_before,
                 load_average=load_average,
             )
             problems = _problems(log)
             failures += bool(problems)
             print(_report(run, log, costs, problems))
+            if startup is not None:
+                print(f"  start-up  {startup:.3f} s from start() to the generator's loop running")
     return 1 if failures else 0
 
 
@@ -136,11 +144,12 @@ def _busy_thread(fraction: float) -> Iterator[list[float]]:
 
 
 def _own_cpu_seconds() -> float:
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
+    return _cpu_seconds(resource.RUSAGE_SELF) + _cpu_seconds(resource.RUSAGE_CHILDREN)
+
+
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _cpu_seconds_of(pid: int) -> float:
@@ -176,7 +185,8 @@ def _report(run: int, log: TrafficLog, costs: Costs, problems: list[str]) -> str
             f"in flight; by route {s['by_route']}",
             f"  outcomes  {s['by_status_class']}; errors {s['by_error'] or 'none'}",
             f"  cpu       generator {costs.generator_cpu:.2f} s ({per_request_us:.0f} us per "
-            f"request); service {costs.service_cpu:.2f} s "
+            f"request; {costs.child_cpu:.2f} s in its own process, start-up included); "
+            f"service {costs.service_cpu:.2f} s "
             f"({costs.service_cpu / log.duration:.0%} of one core)",
             # Other work on the machine competes with the generator for CPU: show how much.
             f"  machine   1-min load average {costs.load_average:.2f} before the run, "

@@ -17,6 +17,10 @@ while aiohttp held 6,000 req/s at 1.5 ms p99 lateness. Against the reference ser
 5 ms bound, so neither uvloop nor an httpx front end over an aiohttp transport is needed and
 the generator adds no dependency. httpx stays where convenience matters more than throughput:
 smoke checks and one-off probes.
+
+Experiments run the generator in a child process of its own (:class:`BackgroundLoad`, see
+:mod:`pytest_rollout.load.child` and :mod:`pytest_rollout.load.wire`), out of reach of the
+interpreter lock that pytest and the local backend's controller hold while they compute.
 """
 
 from pytest_rollout.load.background import BackgroundLoad, run_load

@@ -73,6 +73,8 @@ class BackgroundLoad:
         self._failure: str | None = None
         self._stream_error: BaseException | None = None
         self._result: TrafficLog | None = None
+        self._exit_status: int | None = None
+        self._log_tail: str | None = None
         self.startup: float | None = None
         """Seconds from :meth:`start` to the generator's loop running in its process."""
 
@@ -120,7 +122,7 @@ class BackgroundLoad:
         )
         self._requested_at = self._clock.now()
         self._process = process.start()
-        payload = pickle.dumps((self.spec, self._clock.base))
+        payload = pickle.dumps((self.spec, self._clock.base, log_path))
         # A child that died at once shows as a closed pipe here and is reported below.
         with contextlib.suppress(BrokenPipeError):
             process.stdin.write(len(payload).to_bytes(4, "little") + payload)
@@ -128,14 +130,14 @@ class BackgroundLoad:
         self._reader = threading.Thread(target=self._read, name="pytest-rollout-load", daemon=True)
         self._reader.start()
         if not self._first_frame.wait(_START_TIMEOUT):
-            self._finish()
+            self._kill()
             raise WaitTimeout(
                 f"timed out after {_START_TIMEOUT:g}s waiting for the load generator's process "
-                f"(pid {process.pid}) to start its event loop"
+                f"(pid {process.pid}) to start its event loop{self._log_tail_text()}"
             )
         self.startup = self._clock.now() - self._requested_at
         if not self.running and not self._ended:
-            self._finish()
+            self._finish()  # it died before its first frame: raises with the reason
         return self
 
     def stop(self, timeout: float | None = None) -> TrafficLog:
@@ -146,7 +148,8 @@ class BackgroundLoad:
         """
         process = self._require_started()
         if self._result is None:
-            with contextlib.suppress(BrokenPipeError, ValueError):  # gone, or already closed
+            # Gone, or already closed: either way the child has its end of file.
+            with contextlib.suppress(BrokenPipeError, ValueError):
                 process.stdin.write(STOP)
                 process.stdin.close()
         wait = timeout if timeout is not None else self.spec.timeout + _JOIN_MARGIN
@@ -175,7 +178,7 @@ class BackgroundLoad:
         if reader.is_alive():
             completed = len(self._records)
             if kill:
-                self._finish()
+                self._kill()
             raise WaitTimeout(
                 f"timed out after {timeout:g}s waiting for the load generator to finish "
                 f"({completed} requests completed so far)"
@@ -183,10 +186,16 @@ class BackgroundLoad:
             )
         return self._finish()
 
+    def _kill(self) -> None:
+        """Stop the process now; the reader then sees the end of its stream and cleans up."""
+        process = self._require_started()
+        process.stop(grace=_EXIT_GRACE)
+        if self._reader is not None:
+            self._reader.join(_EXIT_GRACE)
+
     def _read(self) -> None:
-        """Decode the child's frames into :attr:`log` until its stdout closes."""
-        process = self._process
-        assert process is not None
+        """Decode the child's frames into :attr:`log` until its stdout closes, then reap it."""
+        process = self._require_started()
         try:
             while (item := read_frame(process.stdout)) is not None:
                 kind, payload = item
@@ -204,35 +213,45 @@ class BackgroundLoad:
         except BaseException as exc:  # handed to the caller's thread by _finish()
             self._stream_error = exc
         finally:
+            self._release(process)
             self._first_frame.set()
 
-    def _finish(self) -> TrafficLog:
-        """Reap the process (killing it if it still runs) and build the final log, or raise."""
-        process = self._require_started()
+    def _release(self, process: ManagedProcess) -> None:
+        """Reap the process and free what the run held: pipes, log file, registry entry.
+
+        Done by the reader as soon as the stream ends, so a load that ran its course leaves
+        nothing behind even if nobody calls :meth:`wait` or :meth:`stop`.
+        """
         with contextlib.suppress(ProcessError):
             process.wait(_EXIT_GRACE)
-        code = process.stop(grace=_EXIT_GRACE)
+        self._exit_status = process.stop(grace=_EXIT_GRACE)
         for pipe in (process.stdin, process.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(_EXIT_GRACE)
-        tail = process.log_tail()
+        self._log_tail = process.log_tail()
         if process.log_path is not None:
             process.log_path.unlink(missing_ok=True)
-        where = f"the load generator's process (pid {process.pid})"
+
+    def _finish(self) -> TrafficLog:
+        """The final log of a run whose stream has ended, or the error that ended it."""
+        where = f"the load generator's process (pid {self.pid})"
         if self._failure is not None:
             raise RolloutError(f"{where} failed:\n{self._failure.rstrip()}")
         if self._stream_error is not None:
             raise RolloutError(f"{where}: {self._stream_error}") from self._stream_error
         if not self._ended:
             raise RolloutError(
-                f"{where} exited with status {code} before the run ended "
-                f"({len(self._records)} requests recorded)"
-                + (f"; its log:\n{tail}" if tail else "")
+                f"{where} exited with status {self._exit_status} before the run ended "
+                f"({len(self._records)} requests recorded){self._log_tail_text()}"
             )
         self._result = self.log
         return self._result
+
+    def _log_tail_text(self) -> str:
+        tail = self._log_tail
+        if tail is None and self._process is not None:
+            tail = self._process.log_tail()
+        return f"; its log:\n{tail}" if tail else ""
 
     def __enter__(self) -> BackgroundLoad:
         return self.start() if self._process is None else self

@@ -10,11 +10,13 @@ that was killed leaves no load running behind it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import pickle
 import sys
 import traceback
+from typing import NoReturn
 
 from pytest_rollout.load.clock import Clock
 from pytest_rollout.load.generator import LoadGenerator
@@ -33,21 +35,38 @@ def main() -> int:
     # by accident can corrupt the stream.
     wire = os.dup(_WIRE_FD)
     os.dup2(2, _WIRE_FD)
-    spec, base = _read_spec()
+    spec, base, log_path = _read_spec()
+    _orphaned.log_path = log_path
     # Imports and the spec are all that exist yet; keep them out of every collection.
     gc.freeze()
     return asyncio.run(_serve(spec, Clock(base=base), wire))
 
 
-def _read_spec() -> tuple[LoadSpec, tuple[float, float]]:
+class _Orphaned:
+    """What to do when the parent is gone: drop the log file it would have removed, and exit
+    at once, leaving the requests in flight to the kernel, which closes their sockets."""
+
+    log_path: str | None = None
+
+    def __call__(self, status: int) -> NoReturn:
+        if self.log_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
+        os._exit(status)
+
+
+_orphaned = _Orphaned()
+
+
+def _read_spec() -> tuple[LoadSpec, tuple[float, float], str | None]:
     with os.fdopen(os.dup(_CONTROL_FD), "rb", buffering=0) as control:
         payload = _read_exactly(control.fileno(), 4)
         data = _read_exactly(control.fileno(), int.from_bytes(payload, "little"))
     # The payload comes from the parent that started this process, over a private pipe.
-    spec, base = pickle.loads(data)  # noqa: S301
+    spec, base, log_path = pickle.loads(data)  # noqa: S301
     if not isinstance(spec, LoadSpec):
         raise TypeError(f"expected a LoadSpec on stdin, got {type(spec).__name__}")
-    return spec, base
+    return spec, base, log_path
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -61,13 +80,31 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 
 async def _serve(spec: LoadSpec, clock: Clock, wire_fd: int) -> int:
+    """Run the load and stream its records; whatever fails is sent as a ``FAILURE`` frame."""
     loop = asyncio.get_running_loop()
     closed = loop.create_future()
     wire, _ = await loop.connect_write_pipe(
         lambda: _WireProtocol(closed), os.fdopen(wire_fd, "wb", buffering=0)
     )
+    status = 0
+    try:
+        await _run(spec, clock, wire)
+    except Exception:
+        status = 1
+        wire.write(frame(FAILURE, traceback.format_exc().encode()))
+    else:
+        wire.write(frame(END, b""))
+    finally:
+        wire.close()
+    await closed
+    return status
+
+
+async def _run(spec: LoadSpec, clock: Clock, wire: asyncio.WriteTransport) -> None:
+    loop = asyncio.get_running_loop()
     encoder = RecordEncoder(spec.mix)
     generator = LoadGenerator(spec, clock=clock, on_record=encoder.add)
+    timer: asyncio.TimerHandle | None = None
 
     def flush() -> None:
         wire.write(
@@ -78,8 +115,6 @@ async def _serve(spec: LoadSpec, clock: Clock, wire_fd: int) -> int:
             )
         )
 
-    timer: asyncio.TimerHandle | None = None
-
     def tick() -> None:
         nonlocal timer
         flush()
@@ -88,25 +123,14 @@ async def _serve(spec: LoadSpec, clock: Clock, wire_fd: int) -> int:
     control, _ = await loop.connect_read_pipe(
         lambda: _ControlProtocol(generator), os.fdopen(_CONTROL_FD, "rb", buffering=0)
     )
-    # The first batch, empty, tells the parent the loop runs.
-    tick()
-    status = 0
     try:
+        tick()  # the first batch, empty, tells the parent the loop runs
         await generator.run()
-    except Exception:
-        status = 1
-        flush()
-        wire.write(frame(FAILURE, traceback.format_exc().encode()))
-    else:
-        flush()
-        wire.write(frame(END, b""))
     finally:
         if timer is not None:
             timer.cancel()
         control.close()
-        wire.close()
-    await closed
-    return status
+        flush()
 
 
 class _WireProtocol(asyncio.BaseProtocol):
@@ -118,7 +142,7 @@ class _WireProtocol(asyncio.BaseProtocol):
             self._closed.set_result(None)
         if exc is not None:
             # The parent stopped reading: it is gone, and so is any use for this load.
-            os._exit(3)
+            _orphaned(3)
 
 
 class _ControlProtocol(asyncio.Protocol):
@@ -135,9 +159,8 @@ class _ControlProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         if not self._stopping:
-            # The parent died (a SIGKILL leaves no time to say stop): send nothing more, and
-            # leave the requests in flight to the kernel, which closes their sockets.
-            os._exit(2)
+            # The parent died (a SIGKILL leaves no time to say stop): send nothing more.
+            _orphaned(2)
         return None
 
 

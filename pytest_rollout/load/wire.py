@@ -17,9 +17,9 @@ byte and the payload). Strings are sent once and then named by number, so a reco
 ``X`` failure
     the generator raised; the payload is its traceback (UTF-8).
 
-The parent sends the spec the other way as one pickled frame, then nothing until it stops the
-run: one byte ``s`` means "stop the schedule, finish what is in flight, report"; end of file
-without it means the parent is gone.
+The parent sends the other way ``<u32 length>`` and a pickle of ``(spec, clock base, log
+path)``, then nothing until it stops the run: one byte ``s`` means "stop the schedule, finish
+what is in flight, report"; end of file without it means the parent is gone.
 """
 
 from __future__ import annotations

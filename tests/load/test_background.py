@@ -140,6 +140,16 @@ def test_a_generator_that_dies_is_reported_with_its_exit_status(service: Running
     assert not load.running
 
 
+def test_a_failure_in_the_generators_process_reaches_the_caller_with_its_traceback() -> None:
+    spec = LoadSpec("http://127.0.0.1:1", rate=10, count=5)
+    # Past validation, as a bug in the generator would be: its process cannot build the URL.
+    object.__setattr__(spec, "url", "http://127.0.0.1:99999")
+    load = BackgroundLoad(spec).start()
+    with pytest.raises(RolloutError, match=r"(?s)failed:\nTraceback.*Port out of range"):
+        load.wait(timeout=15)
+    assert not load.running
+
+
 def test_the_generator_dies_with_a_killed_parent(service: RunningService, tmp_path: Path) -> None:
     # A parent that starts a long load, says the generator's pid, and waits to be killed.
     script = tmp_path / "parent.py"

@@ -185,7 +185,10 @@ class LoadGenerator:
         connector = aiohttp.TCPConnector(limit=self.spec.connections, limit_per_host=0)
         async with aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.spec.timeout),
+            # aiohttp rounds timeouts of 5 s and more up to a whole second of loop time, so the
+            # requests of a hung release would all time out in one burst every second: a
+            # 100 ms+ stall of the schedule. Each request gets its own deadline instead.
+            timeout=aiohttp.ClientTimeout(total=self.spec.timeout, ceil_threshold=math.inf),
             cookie_jar=aiohttp.DummyCookieJar(),
         ) as session:
             try:

@@ -220,3 +220,15 @@ def test_schedule_size_from_duration_and_count() -> None:
     assert LoadSpec(url, rate=2000, duration=10).planned == 20_000
     assert LoadSpec(url, rate=10, duration=5, count=7).planned == 7
     assert LoadSpec(url, rate=10, duration=0.5, count=70).planned == 5
+
+
+def test_requests_time_out_on_their_own_deadline_not_on_a_whole_second(
+    silent_server: str,
+) -> None:
+    # aiohttp would round a 5 s timeout up to the next whole second of loop time, so that the
+    # requests of a hung release all time out together, once a second, stalling the schedule.
+    log = run_load(LoadSpec(silent_server, rate=20, count=10, timeout=5.0))
+    assert log.by_error() == {"timeout": 10}
+    latencies = sorted(r.latency for r in log.records)
+    assert latencies[0] >= 5.0, latencies
+    assert latencies[-1] < 5.3, latencies

@@ -272,7 +272,7 @@ def test_captured_and_used_values_are_the_last_csv_columns(tmp_path: Path) -> No
     with log.to_csv(tmp_path / "t.csv").open(newline="") as handle:
         header, *rows = list(csv.reader(handle))
     # The eight columns the report reads by name keep their order; the new ones come last.
-    assert header[:8] == "intended sent lateness latency route status error version".split()
+    assert ",".join(header[:8]) == "intended,sent,lateness,latency,route,status,error,version"
     assert header[8:] == ["captured", "used"]
     assert [(json.loads(c) if c else {}, json.loads(u) if u else {}) for *_, c, u in rows] == [
         ({"order": "41"}, {}),

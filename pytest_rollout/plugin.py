@@ -269,9 +269,9 @@ def rollout_namespace(
 
 @pytest.fixture
 def rollout_load(rollout_target: TargetConfig) -> Iterator[Callable[..., BackgroundLoad]]:
-    """Start open-loop load with the target's request mix and version extractor:
-    ``rollout_load(url, rate=..., duration=...)``. Every load still running is stopped at the
-    end of the test."""
+    """Start open-loop load, in a process of its own, with the target's request mix and version
+    source: ``rollout_load(url, rate=..., duration=...)``. Every load still running is stopped
+    at the end of the test."""
     from pytest_rollout.load import BackgroundLoad, LoadSpec
 
     started: list[BackgroundLoad] = []

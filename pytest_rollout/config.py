@@ -26,6 +26,11 @@ Format (``rollout.toml``; in ``pyproject.toml`` every table name gets the prefix
     path = "/orders"
     weight = 1
     json = { item = "book" }
+    capture = { order = "id" }               # a 2xx answer's JSON field (dotted) kept as `order`
+
+    [[requests]]
+    path = "/orders/{order}"                 # a value captured before, drawn at random; see
+                                             # pytest_rollout.load.mix for the first moments
 
     [version]
     header = "X-Version"                      # and/or json = "build.version"
@@ -76,13 +81,14 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_rollout.errors import ConfigError
-from pytest_rollout.load.mix import HTTP_METHODS, Route
-from pytest_rollout.load.version import (
-    ResponseView,
-    VersionExtractor,
-    header_version,
-    json_version,
+from pytest_rollout.load.mix import (
+    HTTP_METHODS,
+    Route,
+    check_capture,
+    first_uncaptured,
+    path_names,
 )
+from pytest_rollout.load.version import FIELD_PATH, VersionSource
 from pytest_rollout.manifests import ManifestSet, display_path, load_manifests
 from pytest_rollout.options import BACKENDS
 from pytest_rollout.tomlcheck import (
@@ -106,7 +112,6 @@ PLACEHOLDERS = ("{host}", "{port}", "{port:NAME}", "{python}", "{data_dir}")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_JSON_FIELD = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 _IMAGE_REF = re.compile(
     r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?"
@@ -157,36 +162,6 @@ class ImageRun:
         if reference == self.image:
             return True
         return _repository(self.image) == self.image and _repository(reference) == self.image
-
-
-@dataclass(frozen=True)
-class VersionSource:
-    """Where a response says which version served it: a header, a JSON field, or both.
-
-    With both, the header is read first and the JSON field when the header is absent.
-    """
-
-    header: str | None
-    json_field: str | None
-
-    def extractor(self) -> VersionExtractor:
-        """The extractor the load generator calls for every response."""
-        extractors = [
-            make(arg)
-            for make, arg in ((header_version, self.header), (json_version, self.json_field))
-            if arg is not None
-        ]
-        if len(extractors) == 1:
-            return extractors[0]
-
-        def first_of(response: ResponseView) -> str | None:
-            for extract in extractors:
-                version = extract(response)
-                if version is not None:
-                    return version
-            return None
-
-        return first_of
 
 
 @dataclass(frozen=True)
@@ -593,7 +568,10 @@ def _requests(value: object, top: Where) -> tuple[Route, ...]:
     for index, item in enumerate(value):
         here = where.key(index)
         check_keys(
-            item, here, allowed=("name", "method", "path", "weight", "json"), required=("path",)
+            item,
+            here,
+            allowed=("name", "method", "path", "weight", "json", "capture"),
+            required=("path",),
         )
         method = require_string(item.get("method", "GET"), here.key("method")).upper()
         if method not in HTTP_METHODS:
@@ -603,6 +581,15 @@ def _requests(value: object, top: Where) -> tuple[Route, ...]:
         path = require_string(item["path"], here.key("path"))
         if not path.startswith("/"):
             raise here.key("path").error(f"expected a path starting with '/', got {path!r}")
+        try:
+            path_names(path)
+        except ValueError as exc:
+            raise here.key("path").error(str(exc)) from None
+        capture = require_table(item.get("capture", {}), here.key("capture"))
+        try:
+            check_capture(method, capture)
+        except ValueError as exc:
+            raise here.key("capture").error(str(exc)) from None
         weight = item.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int | float):
             raise here.key("weight").error(f"expected a positive number, got {toml_type(weight)}")
@@ -620,7 +607,18 @@ def _requests(value: object, top: Where) -> tuple[Route, ...]:
         if name in names:
             raise here.key("name").error(f"request name {name!r} is used twice")
         names.add(name)
-        routes.append(Route(name, method, path, body, float(weight)))
+        routes.append(Route(name, method, path, body, float(weight), capture))
+    uncaptured = first_uncaptured(routes)
+    if uncaptured is not None:
+        index, name = uncaptured
+        raise (
+            where.key(index)
+            .key("path")
+            .error(
+                f"{{{name}}} is not captured by an earlier request; list first a [[requests]] "
+                f'entry with capture = {{ {name} = "FIELD" }}'
+            )
+        )
     return tuple(routes)
 
 
@@ -638,7 +636,7 @@ def _version(value: object, top: Where) -> VersionSource:
     json_field = None
     if "json" in spec:
         json_field = require_string(spec["json"], where.key("json"))
-        if not _JSON_FIELD.fullmatch(json_field):
+        if not FIELD_PATH.fullmatch(json_field):
             raise where.key("json").error(
                 f"expected a field name, dotted for nested objects (e.g. 'build.version'), "
                 f"got {json_field!r}"

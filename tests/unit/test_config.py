@@ -415,7 +415,10 @@ def test_requests_become_load_routes() -> None:
         ),
         ('path = "/"\njson = { a = 1 }', "requests[0].json: a GET request has no body; allowed "),
         ('method = "GET"', "requests[0]: missing required key 'path'"),
-        ('path = "/"\nheaders = {}', "requests[0]: unknown key 'headers'; allowed: json, method"),
+        (
+            'path = "/"\nheaders = {}',
+            "requests[0]: unknown key 'headers'; allowed: capture, json, method",
+        ),
     ],
 )
 def test_bad_requests(request_text: str, message: str) -> None:

@@ -13,8 +13,9 @@ The public API — everything a hand-written experiment needs — is importable 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_rollout._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from pytest_rollout._wait import wait_for
@@ -54,9 +55,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Imported on first use: the plugin is loaded by every pytest run in an environment that has it
-# installed, and its helper processes (the load generator, the guardian) start from this package
-# too; neither should pay for the whole API (aiohttp, httpx, the kubernetes client) up front.
+# Imported on first use (see pytest_rollout._lazy).
 _LAZY = {
     "AbortCause": "pytest_rollout.runs",
     "AnalysisRunView": "pytest_rollout.backends.base",
@@ -96,14 +95,7 @@ _LAZY = {
     "wait_serving": "pytest_rollout.release",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_rollout' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, globals(), _LAZY)
 
 
 __all__ = [

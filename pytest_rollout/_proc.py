@@ -52,7 +52,8 @@ class ManagedProcess:
 
     ``stop()`` sends ``stop_signal`` to the whole process group, waits up to ``grace`` seconds,
     then kills the group. It is idempotent and safe to call from teardown, ``atexit`` or a
-    signal handler's aftermath.
+    signal handler's aftermath. With ``pipes``, the child's stdin and stdout are pipes to talk
+    over (:attr:`stdin`, :attr:`stdout`; the caller closes them) and only stderr goes to the log.
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class ManagedProcess:
         cwd: str | Path | None = None,
         log_path: str | Path | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        pipes: bool = False,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -71,6 +73,7 @@ class ManagedProcess:
         self.cwd = Path(cwd) if cwd is not None else None
         self.log_path = Path(log_path) if log_path is not None else None
         self.stop_signal = stop_signal
+        self.pipes = pipes
         self._popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.serial = 0
@@ -84,6 +87,18 @@ class ManagedProcess:
         return self._popen.pid if self._popen is not None else None
 
     @property
+    def stdin(self) -> IO[bytes]:
+        if self._popen is None or self._popen.stdin is None:
+            raise ProcessError(f"{self.name}: not started with pipes")
+        return self._popen.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        if self._popen is None or self._popen.stdout is None:
+            raise ProcessError(f"{self.name}: not started with pipes")
+        return self._popen.stdout
+
+    @property
     def returncode(self) -> int | None:
         return self._popen.poll() if self._popen is not None else None
 
@@ -93,19 +108,19 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         if self._popen is not None:
             raise ProcessError(f"{self.name}: already started (pid {self.pid})")
-        stdout: int | IO[bytes] = subprocess.DEVNULL
+        log: int | IO[bytes] = subprocess.DEVNULL
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
-            stdout = self._log
+            log = self._log
         try:
             self._popen = subprocess.Popen(
                 self.argv,
                 env=self.env,
                 cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if self.pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if self.pipes else log,
+                stderr=log if self.pipes else subprocess.STDOUT,
                 start_new_session=True,
             )
         except OSError as exc:

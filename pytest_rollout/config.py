@@ -26,6 +26,11 @@ Format (``rollout.toml``; in ``pyproject.toml`` every table name gets the prefix
     path = "/orders"
     weight = 1
     json = { item = "book" }
+    capture = { order = "id" }               # a 2xx answer's JSON field (dotted) kept as `order`
+
+    [[requests]]
+    path = "/orders/{order}"                 # a value captured before, drawn at random; see
+                                             # pytest_rollout.load.mix for the first moments
 
     [version]
     header = "X-Version"                      # and/or json = "build.version"
@@ -77,13 +82,14 @@ from typing import Any
 
 from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError
-from pytest_rollout.load.mix import HTTP_METHODS, Route
-from pytest_rollout.load.version import (
-    ResponseView,
-    VersionExtractor,
-    header_version,
-    json_version,
+from pytest_rollout.load.mix import (
+    HTTP_METHODS,
+    Route,
+    check_capture,
+    first_uncaptured,
+    path_names,
 )
+from pytest_rollout.load.version import FIELD_PATH, VersionSource
 from pytest_rollout.manifests import ManifestSet, display_path, load_manifests
 from pytest_rollout.options import BACKENDS
 from pytest_rollout.tomlcheck import (
@@ -107,7 +113,6 @@ PLACEHOLDERS = ("{host}", "{port}", "{port:NAME}", "{python}", "{data_dir}")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_JSON_FIELD = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 _IMAGE_REF = re.compile(
     r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-f0-9]{32,})?"
@@ -161,36 +166,6 @@ class ImageRun:
 
 
 @dataclass(frozen=True)
-class VersionSource:
-    """Where a response says which version served it: a header, a JSON field, or both.
-
-    With both, the header is read first and the JSON field when the header is absent.
-    """
-
-    header: str | None
-    json_field: str | None
-
-    def extractor(self) -> VersionExtractor:
-        """The extractor the load generator calls for every response."""
-        extractors = [
-            make(arg)
-            for make, arg in ((header_version, self.header), (json_version, self.json_field))
-            if arg is not None
-        ]
-        if len(extractors) == 1:
-            return extractors[0]
-
-        def first_of(response: ResponseView) -> str | None:
-            for extract in extractors:
-                version = extract(response)
-                if version is not None:
-                    return version
-            return None
-
-        return first_of
-
-
-@dataclass(frozen=True)
 class ContainerOverride:
     """A variant's changes to one container: image and env."""
 
@@ -202,8 +177,10 @@ class ContainerOverride:
 class Variant:
     """A named release: env for every container, plus per-container image and env.
 
-    Per-container env wins over the variant-wide env for the same name. ``version`` is what
-    the release's pods answer with (read by ``[version]``), when the config says it.
+    "Every container" includes init containers: a release is a new build that an init
+    container (a schema migration, say) runs as well. Per-container env wins over the
+    variant-wide env for the same name. ``version`` is what the release's pods answer with
+    (read by ``[version]``), when the config says it.
     """
 
     name: str
@@ -224,15 +201,18 @@ class Variant:
         containers = spec.get("containers")
         if not isinstance(containers, list) or not containers:
             raise ConfigError(f"{self.origin}: the pod template has no containers to change")
-        names = [c.get("name") for c in containers if isinstance(c, dict)]
+        every = [
+            c for c in (*containers, *(spec.get("initContainers") or [])) if isinstance(c, dict)
+        ]
+        names = [c.get("name") for c in every]
         for wanted in self.containers:
             if wanted not in names:
                 raise ConfigError(
                     f"{self.origin}: container {wanted!r} is not in the pod template "
                     f"(containers: {', '.join(str(n) for n in names)})"
                 )
-        for container in containers:
-            override = self.containers.get(container.get("name"))
+        for container in every:
+            override = self.containers.get(str(container.get("name")))
             env = dict(self.env)
             if override is not None:
                 env.update(override.env)
@@ -592,7 +572,10 @@ def _requests(value: object, top: Where) -> tuple[Route, ...]:
     for index, item in enumerate(value):
         here = where.key(index)
         check_keys(
-            item, here, allowed=("name", "method", "path", "weight", "json"), required=("path",)
+            item,
+            here,
+            allowed=("name", "method", "path", "weight", "json", "capture"),
+            required=("path",),
         )
         method = require_string(item.get("method", "GET"), here.key("method")).upper()
         if method not in HTTP_METHODS:
@@ -602,6 +585,15 @@ def _requests(value: object, top: Where) -> tuple[Route, ...]:
         path = require_string(item["path"], here.key("path"))
         if not path.startswith("/"):
             raise here.key("path").error(f"expected a path starting with '/', got {path!r}")
+        try:
+            path_names(path)
+        except ValueError as exc:
+            raise here.key("path").error(str(exc)) from None
+        capture = require_table(item.get("capture", {}), here.key("capture"))
+        try:
+            check_capture(method, capture)
+        except ValueError as exc:
+            raise here.key("capture").error(str(exc)) from None
         weight = item.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int | float):
             raise here.key("weight").error(f"expected a positive number, got {toml_type(weight)}")
@@ -619,7 +611,18 @@ def _requests(value: object, top: Where) -> tuple[Route, ...]:
         if name in names:
             raise here.key("name").error(f"request name {name!r} is used twice")
         names.add(name)
-        routes.append(Route(name, method, path, body, float(weight)))
+        routes.append(Route(name, method, path, body, float(weight), capture))
+    uncaptured = first_uncaptured(routes)
+    if uncaptured is not None:
+        index, name = uncaptured
+        raise (
+            where.key(index)
+            .key("path")
+            .error(
+                f"{{{name}}} is not captured by an earlier request; list first a [[requests]] "
+                f'entry with capture = {{ {name} = "FIELD" }}'
+            )
+        )
     return tuple(routes)
 
 
@@ -637,7 +640,7 @@ def _version(value: object, top: Where) -> VersionSource:
     json_field = None
     if "json" in spec:
         json_field = require_string(spec["json"], where.key("json"))
-        if not _JSON_FIELD.fullmatch(json_field):
+        if not FIELD_PATH.fullmatch(json_field):
             raise where.key("json").error(
                 f"expected a field name, dotted for nested objects (e.g. 'build.version'), "
                 f"got {json_field!r}"

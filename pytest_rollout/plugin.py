@@ -331,7 +331,7 @@ def rollout_load(rollout_target: TargetConfig) -> Iterator[Callable[..., Backgro
             rate=rate,
             duration=duration,
             mix=rollout_target.requests,
-            version=rollout_target.version.extractor(),
+            version=rollout_target.version,
             **kwargs,
         )
         load = BackgroundLoad(spec).start()

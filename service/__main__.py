@@ -1,7 +1,12 @@
 """Command line: ``python -m service [--host H] [--port P]`` and ``python -m service migrate``.
 
+``migrate`` prepares the database for this release (see ``service.schema.prepare_for_release``):
+it upgrades a database that is behind the release's revision, leaves one that is at or beyond
+it as it is, and then checks that the schema has every column the release's code uses.
+
 Exit status: 0 after a clean shutdown or migration, 2 for a bad setting (one line on stderr
-naming the variable or option), 1 when the port cannot be opened or a migration fails.
+naming the variable or option), 1 when the port cannot be opened, a migration fails, or the
+database's schema does not serve this release.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.config import ServiceConfigError, database_url_from_env, load_config
+from service.config import ServiceConfigError, load_config
 
 EXIT_FAILURE = 1
 EXIT_BAD_SETTING = 2
@@ -47,10 +52,10 @@ def _serve(host: str, port: int) -> int:
     # The heavy imports come after the port is open (see service.listener).
     import asyncio
 
-    from service.schema import known_revisions, script_directory
+    from service.schema import all_revisions
     from service.server import serve
 
-    known = known_revisions(script_directory())
+    known = all_revisions()
     if config.schema_revision is not None and config.schema_revision not in known:
         raise ServiceConfigError(
             f"SERVICE_SCHEMA_REVISION: expected one of {', '.join(known)}, "
@@ -60,25 +65,36 @@ def _serve(host: str, port: int) -> int:
     return 0
 
 
-def _migrate(revision: str) -> int:
-    database_url = database_url_from_env(os.environ)
+def _migrate(revision: str | None) -> int:
+    config = load_config(os.environ)
     from alembic.util.exc import CommandError
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from service.schema import upgrade
+    from service.migration_lock import MigrationLockTimeout
+    from service.schema import SchemaMismatch, prepare_release_database, release_revision
 
-    shown = make_url(database_url).render_as_string(hide_password=True)
+    target = revision or release_revision(config)
+    shown = make_url(config.database_url).render_as_string(hide_password=True)
     try:
-        upgrade(database_url, revision)
-    except (SQLAlchemyError, CommandError) as exc:
+        outcome = prepare_release_database(config, revision=target)
+    except SchemaMismatch as exc:
+        print(f"service: {shown}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (SQLAlchemyError, CommandError, MigrationLockTimeout) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"service: migration of {shown} to {revision} failed: {type(exc).__name__}: {first}",
+            f"service: migration of {shown} to {target} failed: {type(exc).__name__}: {first}",
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    logging.getLogger("service").info("database %s migrated to %s", shown, revision)
+    logging.getLogger("service").info(
+        "%s for release %s (%s): %s",
+        shown,
+        config.version,
+        target,
+        outcome.detail,
+    )
     return 0
 
 
@@ -96,9 +112,15 @@ def _parser() -> argparse.ArgumentParser:
         description="without a command, the service serves HTTP",
     )
     migrate = commands.add_parser(
-        "migrate", help="apply the Alembic migrations to SERVICE_DATABASE_URL"
+        "migrate",
+        help="bring SERVICE_DATABASE_URL to the revision this release needs, and check that "
+        "its schema serves this release",
     )
-    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.add_argument(
+        "--revision",
+        default=None,
+        help="target revision (default: SERVICE_SCHEMA_REVISION, else the first revision)",
+    )
     return parser
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.config import ServiceConfig
 from service.db import OrderStore
 from service.metrics import CONTENT_TYPE, ServiceMetrics
-from service.schema import BASELINE_REVISION, check_schema
+from service.schema import check_schema, release_revision
 
 log = logging.getLogger("service")
 
@@ -71,7 +71,7 @@ class ServiceApp:
         self.executor = executor
         self.metrics = metrics
         self.lifecycle = lifecycle
-        self.expected_revision = config.schema_revision or BASELINE_REVISION
+        self.expected_revision = release_revision(config)
         self._rng = random.Random(config.seed)
         self._latency_s = config.latency_ms / 1000.0
         self._index_body = _json_bytes({"version": config.version})

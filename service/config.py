@@ -1,12 +1,14 @@
 """The service's settings, read from environment variables only.
 
 Every release variant (version label, boot time, error rate, latency, broken checkout, expected
-schema revision) is an environment variable, so one image serves every experiment. A bad value
-is reported as one line naming the variable, what is allowed and what was given.
+schema revision, which order columns the code uses) is an environment variable, so one image
+serves every experiment. A bad value is reported as one line naming the variable, what is
+allowed and what was given.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +25,21 @@ class ServiceConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
+class SkuMode(enum.Enum):
+    """Which columns of ``orders`` hold an order's item, as one release's code sees them.
+
+    The releases of the move from the free-text ``item`` column to ``sku``:
+
+    - ``off``: the code knows only ``item`` (the release before the change);
+    - ``dual``: writes both, reads ``sku`` falling back to ``item`` (ships with the expand);
+    - ``only``: reads and writes ``sku`` alone (the release after it; the contract follows).
+    """
+
+    OFF = "off"
+    DUAL = "dual"
+    ONLY = "only"
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """The settings of one service process; see :func:`load_config` for the variables."""
@@ -33,6 +50,7 @@ class ServiceConfig:
     latency_ms: float = 0.0
     checkout_broken: bool = False
     schema_revision: str | None = None
+    order_sku: SkuMode = SkuMode.OFF
     database_url: str = DEFAULT_DATABASE_URL
     seed: int | None = None
     shutdown_delay_seconds: float = 0.0
@@ -43,10 +61,12 @@ def load_config(env: Mapping[str, str]) -> ServiceConfig:
     """Build the settings from ``env``; raise ServiceConfigError naming the first bad variable.
 
     Variables (all optional): SERVICE_VERSION, SERVICE_BOOT_SECONDS, SERVICE_ERROR_RATE,
-    SERVICE_LATENCY_MS, SERVICE_CHECKOUT_BROKEN, SERVICE_SCHEMA_REVISION, SERVICE_DATABASE_URL,
-    SERVICE_SEED (seeds the error-rate draws), SERVICE_SHUTDOWN_DELAY_SECONDS (after SIGTERM,
-    keep serving with /readyz at 503 this long before closing the listener),
-    SERVICE_DRAIN_TIMEOUT_SECONDS (longest wait for in-flight requests at shutdown).
+    SERVICE_LATENCY_MS, SERVICE_CHECKOUT_BROKEN, SERVICE_SCHEMA_REVISION (the revision this
+    release needs and migrates to), SERVICE_ORDER_SKU (off, dual or only: see
+    :class:`SkuMode`), SERVICE_DATABASE_URL, SERVICE_SEED (seeds the error-rate draws),
+    SERVICE_SHUTDOWN_DELAY_SECONDS (after SIGTERM, keep serving with /readyz at 503 this long
+    before closing the listener), SERVICE_DRAIN_TIMEOUT_SECONDS (longest wait for in-flight
+    requests at shutdown).
     """
     return ServiceConfig(
         version=_version(env, "SERVICE_VERSION"),
@@ -55,6 +75,7 @@ def load_config(env: Mapping[str, str]) -> ServiceConfig:
         latency_ms=_non_negative(env, "SERVICE_LATENCY_MS", 0.0),
         checkout_broken=_flag(env, "SERVICE_CHECKOUT_BROKEN"),
         schema_revision=_revision(env, "SERVICE_SCHEMA_REVISION"),
+        order_sku=_sku_mode(env, "SERVICE_ORDER_SKU"),
         database_url=database_url_from_env(env),
         seed=_seed(env, "SERVICE_SEED"),
         shutdown_delay_seconds=_non_negative(env, "SERVICE_SHUTDOWN_DELAY_SECONDS", 0.0),
@@ -163,6 +184,17 @@ def _revision(env: Mapping[str, str], name: str) -> str | None:
             f"{name}: expected an Alembic revision id (letters, digits, '_', '-'), got {raw!r}"
         )
     return value
+
+
+def _sku_mode(env: Mapping[str, str], name: str) -> SkuMode:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return SkuMode.OFF
+    try:
+        return SkuMode(raw.strip().lower())
+    except ValueError:
+        allowed = ", ".join(mode.value for mode in SkuMode)
+        raise ServiceConfigError(f"{name}: expected one of {allowed}, got {raw!r}") from None
 
 
 def _seed(env: Mapping[str, str], name: str) -> int | None:

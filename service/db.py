@@ -5,7 +5,9 @@ with a busy timeout, and the driver's own transaction handling is switched off: 
 write is one autocommitted ``INSERT ... RETURNING`` statement, which waits for the write lock
 instead of failing. Migrations need several statements in one transaction; their engine opens
 it with ``BEGIN IMMEDIATE``, taking the write lock up front (a plain ``BEGIN`` followed by a
-read and then a write fails at once with "database is locked" when another process writes).
+read and then a write fails at once with "database is locked" when another process writes) --
+except on a connection switched to ``AUTOCOMMIT``, where each statement is its own transaction
+(a batched backfill relies on that to release the lock between batches).
 
 All functions here block; the web handlers call them in a thread pool.
 """
@@ -20,22 +22,39 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from service.config import SkuMode
+
 BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 3
 
 metadata = sa.MetaData()
 
-# The columns this code reads and writes. Queries name them explicitly, so a later *expand*
-# migration that adds columns (with defaults) leaves this code working.
+# Every column some release of this code may name. Which item columns one release names
+# depends on its SkuMode (ITEM_COLUMNS); queries name columns explicitly, so columns a release
+# does not know (added by a later expand migration, nullable) leave it working.
 orders = sa.Table(
     "orders",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("item", sa.String(100), nullable=False),
+    sa.Column("item", sa.String(100)),
+    sa.Column("sku", sa.String(100)),
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("created_by_version", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+ITEM_COLUMNS: dict[SkuMode, tuple[str, ...]] = {
+    SkuMode.OFF: ("item",),
+    SkuMode.DUAL: ("item", "sku"),
+    SkuMode.ONLY: ("sku",),
+}
+OTHER_ORDER_COLUMNS = ("id", "quantity", "created_by_version", "created_at")
+
+
+def order_columns(mode: SkuMode) -> tuple[str, ...]:
+    """The columns of ``orders`` a release in ``mode`` reads and writes (the same set)."""
+    return (*OTHER_ORDER_COLUMNS, *ITEM_COLUMNS[mode])
+
 
 alembic_version = sa.Table(
     "alembic_version",
@@ -96,23 +115,40 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(connection: Connection) -> None:
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class OrderStore:
-    """Writes and reads orders; answers which schema revisions the database is at."""
+    """Writes and reads orders; answers which schema revisions the database is at.
 
-    def __init__(self, engine: Engine) -> None:
+    ``sku_mode`` says which item columns this release uses (see :class:`SkuMode`). The API
+    stays the same in every mode: an order has an ``item``, wherever it is stored.
+    """
+
+    def __init__(self, engine: Engine, sku_mode: SkuMode = SkuMode.OFF) -> None:
         self.engine = engine
+        self.sku_mode = sku_mode
+        item_columns = [orders.c[name] for name in ITEM_COLUMNS[sku_mode]]
+        # DUAL reads the new column first: rows written before the backfill reached them
+        # still have only the old one.
+        self._item = (
+            item_columns[0]
+            if len(item_columns) == 1
+            else sa.func.coalesce(orders.c.sku, orders.c.item)
+        )
 
     def create_order(self, *, item: str, quantity: int, version: str) -> int:
         statement = (
             sa.insert(orders)
             .values(
-                item=item,
-                quantity=quantity,
-                created_by_version=version,
-                created_at=datetime.now(UTC),
+                {
+                    **{name: item for name in ITEM_COLUMNS[self.sku_mode]},
+                    "quantity": quantity,
+                    "created_by_version": version,
+                    "created_at": datetime.now(UTC),
+                }
             )
             .returning(orders.c.id)
         )
@@ -123,7 +159,7 @@ class OrderStore:
     def get_order(self, order_id: int) -> Order | None:
         statement = sa.select(
             orders.c.id,
-            orders.c.item,
+            self._item.label("item"),
             orders.c.quantity,
             orders.c.created_by_version,
             orders.c.created_at,
@@ -140,10 +176,14 @@ class OrderStore:
     def schema_revisions(self) -> frozenset[str] | None:
         """The Alembic revisions applied to the database; None when it was never migrated."""
         with self.engine.connect() as connection:
-            if not sa.inspect(connection).has_table("alembic_version"):
-                return None
-            rows = connection.execute(sa.select(alembic_version.c.version_num)).scalars()
-            return frozenset(rows)
+            return applied_revisions(connection)
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def applied_revisions(connection: Connection) -> frozenset[str] | None:
+    """The Alembic revisions applied to the database; None when it was never migrated."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return frozenset(connection.execute(sa.select(alembic_version.c.version_num)).scalars())

@@ -3,11 +3,11 @@
     with run_service({"SERVICE_VERSION": "v2", "SERVICE_ERROR_RATE": "0.1"}) as svc:
         httpx.get(svc.url + "/")
 
-:func:`run_service` migrates the database (a fresh SQLite file per launch unless a URL is
-given), starts ``python -m service`` from the repository root through
-:class:`~pytest_rollout._proc.ManagedProcess` on a free loopback port, waits until it serves
-``/healthz`` (or, for a variant with SERVICE_BOOT_SECONDS, until its port accepts), and stops it
-on exit — also when the body raises.
+:func:`run_service` prepares the database for the release as ``python -m service migrate``
+would (a fresh SQLite file per launch unless a URL is given), starts ``python -m service`` from
+the repository root through :class:`~pytest_rollout._proc.ManagedProcess` on a free loopback
+port, waits until it serves ``/healthz`` (or, for a variant with SERVICE_BOOT_SECONDS, until
+its port accepts), and stops it on exit — also when the body raises.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ import httpx
 from pytest_rollout._proc import ManagedProcess, free_port, port_accepts
 from pytest_rollout._wait import wait_for
 from pytest_rollout.errors import ProcessError, WaitTimeout
-from service.schema import upgrade
+from service.config import load_config
+from service.schema import prepare_release_database, upgrade
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_GRACE_S = 10.0
+FOR_RELEASE = "release"
+"""``migrate_to`` value: what ``python -m service migrate`` does for the release in ``env``."""
 
 
 @dataclass(frozen=True)
@@ -57,18 +60,20 @@ def run_service(
     port: int | None = None,
     database_url: str | None = None,
     log_path: str | Path | None = None,
-    migrate_to: str | None = "head",
+    migrate_to: str | None = FOR_RELEASE,
     start_timeout: float = DEFAULT_START_TIMEOUT_S,
     stop_grace: float = DEFAULT_STOP_GRACE_S,
 ) -> Iterator[RunningService]:
     """Run the service with ``env`` (SERVICE_* variables) and yield it once it is up.
 
     ``database_url``: defaults to SERVICE_DATABASE_URL in ``env``, else a new SQLite file in a
-    temporary directory removed on exit. ``migrate_to``: the Alembic revision to upgrade the
-    database to before starting (``None`` skips migrating). ``port``: a free one when None.
-    ``log_path``: where the process's stdout/stderr go (default: in the temporary directory).
-    SERVICE_* variables of the calling environment are not passed on; ``env`` alone decides.
-    Raises ProcessError (with the log's tail) when the process exits or never comes up.
+    temporary directory removed on exit. ``migrate_to``: :data:`FOR_RELEASE` prepares the
+    database for the release in ``env`` (its SERVICE_SCHEMA_REVISION and SERVICE_ORDER_SKU,
+    checked); an Alembic revision upgrades to exactly that; ``None`` skips migrating.
+    ``port``: a free one when None. ``log_path``: where the process's stdout/stderr go
+    (default: in the temporary directory). SERVICE_* variables of the calling environment are
+    not passed on; ``env`` alone decides. Raises ProcessError (with the log's tail) when the
+    process exits or never comes up.
     """
     overrides = dict(env or {})
     scratch = Path(tempfile.mkdtemp(prefix="service-"))
@@ -76,7 +81,9 @@ def run_service(
         url = database_url or overrides.get("SERVICE_DATABASE_URL")
         if not url:
             url = f"sqlite:///{scratch / 'service.db'}"
-        if migrate_to is not None:
+        if migrate_to == FOR_RELEASE:
+            prepare_release_database(load_config({**overrides, "SERVICE_DATABASE_URL": url}))
+        elif migrate_to is not None:
             upgrade(url, migrate_to)
         chosen_port = port if port is not None else free_port(host)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}

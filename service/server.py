@@ -25,7 +25,7 @@ from service.config import ServiceConfig
 from service.db import OrderStore, make_engine
 from service.listener import LISTEN_BACKLOG, DropConnection
 from service.metrics import ServiceMetrics
-from service.schema import script_directory
+from service.schema import release_script
 
 log = logging.getLogger("service")
 
@@ -46,12 +46,12 @@ async def serve(config: ServiceConfig, sock: socket.socket) -> None:
         log.info("%s booting on %s for %gs", config.version, where, config.boot_seconds)
 
     executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="db")
-    store = OrderStore(make_engine(config.database_url))
+    store = OrderStore(make_engine(config.database_url), config.order_sku)
     lifecycle = Lifecycle()
     service = ServiceApp(
         config,
         store=store,
-        script=script_directory(),
+        script=release_script(config.schema_revision),
         executor=executor,
         metrics=ServiceMetrics(config.version),
         lifecycle=lifecycle,

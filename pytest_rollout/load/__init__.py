@@ -17,36 +17,97 @@ while aiohttp held 6,000 req/s at 1.5 ms p99 lateness. Against the reference ser
 5 ms bound, so neither uvloop nor an httpx front end over an aiohttp transport is needed and
 the generator adds no dependency. httpx stays where convenience matters more than throughput:
 smoke checks and one-off probes.
+
+Experiments run the generator in a child process of its own (:class:`BackgroundLoad`, see
+:mod:`pytest_rollout.load.child` and :mod:`pytest_rollout.load.wire`), out of reach of the
+interpreter lock that pytest and the local backend's controller hold while they compute.
 """
 
-from pytest_rollout.load.background import BackgroundLoad, run_load
-from pytest_rollout.load.clock import Clock
-from pytest_rollout.load.generator import DISPATCH_GRACE, LoadGenerator, classify_error
-from pytest_rollout.load.mix import CHECKOUT, DEFAULT_MIX, INDEX, Route, RouteCycle, parse_mix
-from pytest_rollout.load.spec import (
-    DEFAULT_CONNECTIONS,
-    DEFAULT_TIMEOUT,
-    LoadSpec,
-    check_target,
-)
-from pytest_rollout.load.traffic import (
-    ERROR_KINDS,
-    MAX_P99_LATENESS,
-    MIN_ACHIEVED_RATIO,
-    ErrorKind,
-    RequestRecord,
-    TrafficLog,
-)
-from pytest_rollout.load.version import (
-    DEFAULT_VERSION_HEADER,
-    ResponseView,
-    VersionExtractor,
-    header_version,
-    json_version,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_rollout._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from pytest_rollout.load.background import BackgroundLoad, run_load
+    from pytest_rollout.load.clock import PROCESS_CLOCK, Clock
+    from pytest_rollout.load.generator import DISPATCH_GRACE, LoadGenerator, classify_error
+    from pytest_rollout.load.mix import (
+        CAPTURE_METHODS,
+        CHECKOUT,
+        DEFAULT_MIX,
+        INDEX,
+        Route,
+        RouteCycle,
+        parse_mix,
+    )
+    from pytest_rollout.load.spec import (
+        DEFAULT_CONNECTIONS,
+        DEFAULT_TIMEOUT,
+        LoadSpec,
+        check_target,
+    )
+    from pytest_rollout.load.traffic import (
+        CSV_COLUMNS,
+        ERROR_KINDS,
+        MAX_P99_LATENESS,
+        MIN_ACHIEVED_RATIO,
+        ErrorKind,
+        RequestRecord,
+        TrafficLog,
+    )
+    from pytest_rollout.load.version import (
+        DEFAULT_VERSION_HEADER,
+        ResponseView,
+        VersionExtractor,
+        VersionSource,
+        header_version,
+        json_version,
+    )
+
+# Imported on first use (see pytest_rollout._lazy): the config imports the mix and version
+# modules, and must not pay for aiohttp.
+_LAZY = {
+    "BackgroundLoad": "pytest_rollout.load.background",
+    "CAPTURE_METHODS": "pytest_rollout.load.mix",
+    "CHECKOUT": "pytest_rollout.load.mix",
+    "CSV_COLUMNS": "pytest_rollout.load.traffic",
+    "Clock": "pytest_rollout.load.clock",
+    "DEFAULT_CONNECTIONS": "pytest_rollout.load.spec",
+    "DEFAULT_MIX": "pytest_rollout.load.mix",
+    "DEFAULT_TIMEOUT": "pytest_rollout.load.spec",
+    "DEFAULT_VERSION_HEADER": "pytest_rollout.load.version",
+    "DISPATCH_GRACE": "pytest_rollout.load.generator",
+    "ERROR_KINDS": "pytest_rollout.load.traffic",
+    "ErrorKind": "pytest_rollout.load.traffic",
+    "INDEX": "pytest_rollout.load.mix",
+    "LoadGenerator": "pytest_rollout.load.generator",
+    "LoadSpec": "pytest_rollout.load.spec",
+    "MAX_P99_LATENESS": "pytest_rollout.load.traffic",
+    "MIN_ACHIEVED_RATIO": "pytest_rollout.load.traffic",
+    "PROCESS_CLOCK": "pytest_rollout.load.clock",
+    "RequestRecord": "pytest_rollout.load.traffic",
+    "ResponseView": "pytest_rollout.load.version",
+    "Route": "pytest_rollout.load.mix",
+    "RouteCycle": "pytest_rollout.load.mix",
+    "TrafficLog": "pytest_rollout.load.traffic",
+    "VersionExtractor": "pytest_rollout.load.version",
+    "VersionSource": "pytest_rollout.load.version",
+    "check_target": "pytest_rollout.load.spec",
+    "classify_error": "pytest_rollout.load.generator",
+    "header_version": "pytest_rollout.load.version",
+    "json_version": "pytest_rollout.load.version",
+    "parse_mix": "pytest_rollout.load.mix",
+    "run_load": "pytest_rollout.load.background",
+}
+
+__getattr__ = lazy_attributes(__name__, globals(), _LAZY)
 
 __all__ = [
+    "CAPTURE_METHODS",
     "CHECKOUT",
+    "CSV_COLUMNS",
     "DEFAULT_CONNECTIONS",
     "DEFAULT_MIX",
     "DEFAULT_TIMEOUT",
@@ -56,6 +117,7 @@ __all__ = [
     "INDEX",
     "MAX_P99_LATENESS",
     "MIN_ACHIEVED_RATIO",
+    "PROCESS_CLOCK",
     "BackgroundLoad",
     "Clock",
     "ErrorKind",
@@ -67,6 +129,7 @@ __all__ = [
     "RouteCycle",
     "TrafficLog",
     "VersionExtractor",
+    "VersionSource",
     "check_target",
     "classify_error",
     "header_version",

@@ -16,7 +16,7 @@ from pytest_rollout.load.generator import LoadGenerator
 from pytest_rollout.load.mix import DEFAULT_MIX, Route, parse_mix
 from pytest_rollout.load.spec import DEFAULT_CONNECTIONS, DEFAULT_TIMEOUT, LoadSpec
 from pytest_rollout.load.traffic import TrafficLog
-from pytest_rollout.load.version import DEFAULT_VERSION_HEADER, header_version, json_version
+from pytest_rollout.load.version import DEFAULT_VERSION_HEADER, VersionSource
 
 _EPILOG = (
     "Exits 0 when the run completed, whatever the service answered (read 'inconclusive' "
@@ -82,10 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.duration is None and args.count is None:
         parser.error("give --duration, --count, or both")
     mix: tuple[Route, ...] = args.mix
-    extractor = (
-        json_version(args.version_field)
+    version = (
+        VersionSource(header=None, json_field=args.version_field)
         if args.version_field
-        else header_version(args.version_header)
+        else VersionSource(header=args.version_header)
     )
     try:
         spec = LoadSpec(
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration=args.duration,
             count=args.count,
             mix=mix,
-            version=extractor,
+            version=version,
             timeout=args.timeout,
             connections=args.connections,
             allow_remote=args.allow_remote,

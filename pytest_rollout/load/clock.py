@@ -9,11 +9,19 @@ from pytest_rollout import clock as run_clock
 
 class Clock:
     """Epoch seconds derived from a monotonic base: by default the run's own time base, so
-    request times compare directly with backend events and experiment instants."""
+    request times compare directly with backend events and experiment instants.
 
-    def __init__(self, wall0: float | None = None, mono0: float | None = None) -> None:
-        self._wall0 = run_clock.WALL0 if wall0 is None else wall0
-        self._mono0 = run_clock.MONO0 if mono0 is None else mono0
+    ``CLOCK_MONOTONIC`` is one clock for the whole machine on Linux, so a child process given
+    this clock's :attr:`base` (``Clock(base=...)``) stamps times on the very same time base.
+    """
+
+    def __init__(self, base: tuple[float, float] | None = None) -> None:
+        self._wall0, self._mono0 = base if base is not None else (run_clock.WALL0, run_clock.MONO0)
+
+    @property
+    def base(self) -> tuple[float, float]:
+        """The wall-clock reading and the monotonic reading it was taken at."""
+        return self._wall0, self._mono0
 
     @staticmethod
     def monotonic() -> float:
@@ -27,3 +35,7 @@ class Clock:
     def now(self) -> float:
         """Epoch seconds now."""
         return self.epoch(time.monotonic())
+
+
+PROCESS_CLOCK = Clock()
+"""The run's time base as a clock: loads that are given no clock stamp their records with it."""

@@ -7,19 +7,20 @@ import contextlib
 import errno
 import gc
 import math
+import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
 from pytest_rollout.errors import RolloutError
-from pytest_rollout.load.clock import Clock
-from pytest_rollout.load.mix import Route, RouteCycle
+from pytest_rollout.load.clock import PROCESS_CLOCK, Clock
+from pytest_rollout.load.mix import Route, RouteCycle, fill_path
 from pytest_rollout.load.spec import LoadSpec
-from pytest_rollout.load.traffic import ErrorKind, RequestRecord, TrafficLog
-from pytest_rollout.load.version import ResponseView
+from pytest_rollout.load.traffic import NO_VALUES, ErrorKind, RequestRecord, TrafficLog
+from pytest_rollout.load.version import ResponseView, json_field
 
 DISPATCH_GRACE = 1.0
 """Seconds past the last due time after which requests still unsent are dropped, not sent."""
@@ -64,15 +65,36 @@ def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
 class _PreparedRoute:
     name: str
     method: str
+    base: str
+    path: str
     url: URL
+    """The URL of a route whose path has no ``{NAME}``."""
     body: bytes | None
     headers: dict[str, str] | None
+    names: tuple[str, ...]
+    capture: tuple[tuple[str, str], ...]
 
     @classmethod
     def of(cls, route: Route, base: str) -> _PreparedRoute:
         body = route.encoded_body()
         headers = {"Content-Type": "application/json"} if body is not None else None
-        return cls(route.name, route.method, URL(base.rstrip("/") + route.path), body, headers)
+        base = base.rstrip("/")
+        return cls(
+            route.name,
+            route.method,
+            base,
+            route.path,
+            URL(base + route.path),
+            body,
+            headers,
+            route.names,
+            tuple(route.capture.items()),
+        )
+
+    def url_with(self, values: Mapping[str, str]) -> URL:
+        if not values:
+            return self.url
+        return URL(self.base + fill_path(self.path, values), encoded=True)
 
 
 class LoadGenerator:
@@ -82,13 +104,32 @@ class LoadGenerator:
     and then hands every due request to its own task, so a slow response never delays the
     next request; if the loop woke late it sends the overdue ones at once (their lateness is
     recorded) rather than silently shifting the schedule.
+
+    Each finished request goes to ``on_record`` when given (and is not kept: :attr:`log` then
+    holds no records), else into :attr:`log`.
     """
 
-    def __init__(self, spec: LoadSpec, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        spec: LoadSpec,
+        *,
+        clock: Clock | None = None,
+        on_record: Callable[[RequestRecord], None] | None = None,
+    ) -> None:
         self.spec = spec
-        self._clock = clock or Clock()
+        self._clock = clock if clock is not None else PROCESS_CLOCK
         self._routes = [_PreparedRoute.of(route, spec.url) for route in spec.mix]
         self._records: list[RequestRecord] = []
+        self._on_record = on_record if on_record is not None else self._records.append
+        self._captured: dict[str, list[str]] = {}
+        # Which routes have a value for every name in their path; None when no path has one.
+        self._sendable: list[bool] | None = (
+            [not route.names for route in self._routes]
+            if any(route.names for route in self._routes)
+            else None
+        )
+        self._version = spec.version.extractor()
+        self._random = random.Random()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._peak_in_flight = 0
         self._dropped = 0
@@ -101,14 +142,28 @@ class LoadGenerator:
     @property
     def log(self) -> TrafficLog:
         """The requests completed so far (safe to read from another thread)."""
-        start = self._start_mono if self._start_mono is not None else self._clock.monotonic()
         return TrafficLog(
             list(self._records),
             target_rate=self.spec.rate,
-            started_at=self._clock.epoch(start),
+            started_at=self.started_at,
             dropped=self._dropped,
             peak_in_flight=self._peak_in_flight,
         )
+
+    @property
+    def started_at(self) -> float:
+        """Epoch seconds of the schedule's start (of now, before it started)."""
+        start = self._start_mono if self._start_mono is not None else self._clock.monotonic()
+        return self._clock.epoch(start)
+
+    @property
+    def dropped(self) -> int:
+        """Requests due but never sent (the loop fell more than the grace behind)."""
+        return self._dropped
+
+    @property
+    def peak_in_flight(self) -> int:
+        return self._peak_in_flight
 
     def stop(self) -> None:
         """End the schedule now; call on the loop's thread. Requests already due still go."""
@@ -130,7 +185,10 @@ class LoadGenerator:
         connector = aiohttp.TCPConnector(limit=self.spec.connections, limit_per_host=0)
         async with aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.spec.timeout),
+            # aiohttp rounds timeouts of 5 s and more up to a whole second of loop time, so the
+            # requests of a hung release would all time out in one burst every second: a
+            # 100 ms+ stall of the schedule. Each request gets its own deadline instead.
+            timeout=aiohttp.ClientTimeout(total=self.spec.timeout, ceil_threshold=math.inf),
             cookie_jar=aiohttp.DummyCookieJar(),
         ) as session:
             try:
@@ -161,7 +219,8 @@ class LoadGenerator:
                 self._dropped = limit - sent
                 return
             while sent < limit and start + sent / rate <= now:
-                self._fire(session, self._routes[cycle.next_index()], start + sent / rate)
+                route = self._routes[cycle.next_index(self._sendable)]
+                self._fire(session, route, start + sent / rate)
                 sent += 1
 
     def _limit(self, planned: int, start: float, rate: float) -> int:
@@ -191,12 +250,14 @@ class LoadGenerator:
     async def _request(
         self, session: aiohttp.ClientSession, route: _PreparedRoute, due: float
     ) -> None:
+        used = self._draw(route.names)
+        url = route.url_with(used)
         sent = self._clock.monotonic()
         response: ResponseView | None = None
         error: ErrorKind | None = None
         try:
             async with session.request(
-                route.method, route.url, data=route.body, headers=route.headers
+                route.method, url, data=route.body, headers=route.headers
             ) as answer:
                 body = await answer.read()
                 response = ResponseView(answer.status, answer.headers, body)
@@ -204,7 +265,7 @@ class LoadGenerator:
             error = classify_error(exc)
         done = self._clock.monotonic()
         epoch = self._clock.epoch
-        self._records.append(
+        self._on_record(
             RequestRecord(
                 intended=epoch(due),
                 sent=epoch(sent),
@@ -212,9 +273,43 @@ class LoadGenerator:
                 route=route.name,
                 status=response.status if response is not None else None,
                 error=error,
-                version=self.spec.version(response) if response is not None else None,
+                version=self._version(response) if response is not None else None,
+                captured=self._capture(route, response) if route.capture else NO_VALUES,
+                used=used,
             )
         )
+
+    def _draw(self, names: tuple[str, ...]) -> Mapping[str, str]:
+        """A uniformly random value captured so far for each of ``names``."""
+        if not names:
+            return NO_VALUES
+        return {name: self._random.choice(self._captured[name]) for name in names}
+
+    def _capture(self, route: _PreparedRoute, response: ResponseView | None) -> Mapping[str, str]:
+        """Keep the values a 2xx answer gives for the route's capture names; return them."""
+        if response is None or not 200 <= response.status < 300:
+            return NO_VALUES
+        try:
+            document = response.json()
+        except ValueError:
+            return NO_VALUES
+        found: dict[str, str] = {}
+        for name, source in route.capture:
+            value = json_field(document, source)
+            if value is None:
+                continue
+            found[name] = value
+            values = self._captured.setdefault(name, [])
+            values.append(value)
+            if len(values) == 1:
+                self._update_sendable()
+        return found
+
+    def _update_sendable(self) -> None:
+        if self._sendable is not None:
+            self._sendable = [
+                all(name in self._captured for name in route.names) for route in self._routes
+            ]
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from yarl import URL
 
 from pytest_rollout.errors import ConfigError
-from pytest_rollout.load.mix import DEFAULT_MIX, Route
-from pytest_rollout.load.version import VersionExtractor, header_version
+from pytest_rollout.load.mix import DEFAULT_MIX, Route, check_captures
+from pytest_rollout.load.version import DEFAULT_VERSION_SOURCE, VersionSource
 
 DEFAULT_TIMEOUT = 5.0
 # Enough for 2,000 req/s at 100 ms latency; far below the file-descriptor limit.
@@ -24,7 +24,8 @@ class LoadSpec:
 
     The schedule ends after ``duration`` seconds or ``count`` requests, whichever comes first
     (at least one is required). ``timeout`` bounds each request, connection wait included.
-    Targets must be loopback addresses unless ``allow_remote`` is set.
+    Targets must be loopback addresses unless ``allow_remote`` is set. A spec is plain data (it
+    pickles), so that a generator in another process can run it.
     """
 
     url: str
@@ -32,7 +33,7 @@ class LoadSpec:
     duration: float | None = None
     count: int | None = None
     mix: tuple[Route, ...] = DEFAULT_MIX
-    version: VersionExtractor = field(default=header_version(), compare=False)
+    version: VersionSource = DEFAULT_VERSION_SOURCE
     timeout: float = DEFAULT_TIMEOUT
     connections: int = DEFAULT_CONNECTIONS
     allow_remote: bool = False
@@ -48,6 +49,7 @@ class LoadSpec:
             raise ConfigError(f"load count: must be a whole number >= 1, got {self.count!r}")
         if not self.mix:
             raise ConfigError("load mix: at least one route is needed")
+        check_captures(self.mix)
         if not _positive(self.timeout):
             raise ConfigError(f"load timeout: must be positive seconds, got {self.timeout!r}")
         if self.connections < 1:

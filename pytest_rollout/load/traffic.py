@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import bisect
 import csv
+import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from pytest_rollout.errors import InconclusiveError
@@ -30,7 +32,26 @@ MAX_P99_LATENESS = 0.005
 UNKNOWN_VERSION = "unknown"
 """How :meth:`TrafficLog.summary` names requests whose serving version is not known."""
 
-CSV_COLUMNS = ("intended", "sent", "lateness", "latency", "route", "status", "error", "version")
+CSV_COLUMNS = (
+    "intended",
+    "sent",
+    "lateness",
+    "latency",
+    "route",
+    "status",
+    "error",
+    "version",
+    "captured",
+    "used",
+)
+"""The columns of :meth:`TrafficLog.to_csv`. ``captured`` and ``used`` hold a JSON object of
+name to value (empty when there is none); readers find every column by name."""
+
+NO_VALUES: Mapping[str, str] = MappingProxyType({})
+
+
+def _no_values() -> Mapping[str, str]:
+    return NO_VALUES
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +59,8 @@ class RequestRecord:
     """One request. Times are epoch seconds; ``latency`` runs from ``intended`` to completion.
 
     Exactly one of ``status`` (an HTTP response arrived) and ``error`` (it did not) is set.
+    ``captured`` holds the values this request's response gave for its route's ``capture``
+    names; ``used`` the captured values its path was filled with.
     """
 
     intended: float
@@ -47,6 +70,8 @@ class RequestRecord:
     status: int | None = None
     error: ErrorKind | None = None
     version: str | None = None
+    captured: Mapping[str, str] = field(default_factory=_no_values)
+    used: Mapping[str, str] = field(default_factory=_no_values)
 
     @property
     def lateness(self) -> float:
@@ -151,6 +176,10 @@ class TrafficLog:
                 f"served by {version!r} is unknown ({len(self.records)} requests in the log)"
             )
         return sum(1 for record in window if record.version == version) / len(window)
+
+    def captured_values(self, name: str) -> list[str]:
+        """Every value captured under ``name``, in the order the requests were sent."""
+        return [r.captured[name] for r in self.records if name in r.captured]
 
     def first_seen(self, version: str | None) -> float | None:
         """Send time of the first request ``version`` served, or ``None``."""
@@ -295,6 +324,8 @@ class TrafficLog:
                         "" if r.status is None else r.status,
                         r.error or "",
                         r.version or "",
+                        _json_object(r.captured),
+                        _json_object(r.used),
                     )
                 )
         return target
@@ -315,6 +346,10 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float | None:
         return None
     rank = max(1, math.ceil(q * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _json_object(values: Mapping[str, str]) -> str:
+    return json.dumps(dict(values), separators=(",", ":")) if values else ""
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -31,12 +31,12 @@ def served_requests(service: RunningService) -> int:
     return int(total)
 
 
-def open_sockets() -> set[str]:
-    """The sockets this process holds open (their ``socket:[inode]`` names)."""
+def open_sockets(pid: int | str = "self") -> set[str]:
+    """The sockets a process (this one by default) holds open (their ``socket:[inode]`` names)."""
     names = set()
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue  # closed while listing
         if target.startswith("socket:"):

@@ -10,10 +10,9 @@ from pytest_rollout.load import (
     MAX_P99_LATENESS,
     MIN_ACHIEVED_RATIO,
     LoadSpec,
-    ResponseView,
     Route,
+    VersionSource,
     generator,
-    json_version,
     run_load,
 )
 from service.launcher import RunningService, run_service
@@ -42,20 +41,71 @@ def test_sends_the_weighted_mix_and_reads_the_serving_version(service: RunningSe
     assert log.last_seen("v-load") == log.records[-1].sent
 
 
-def test_custom_routes_and_version_extractors(service: RunningService) -> None:
+def test_custom_routes_and_version_sources(service: RunningService) -> None:
     mix = (
         Route("health", "GET", "/healthz", weight=1),
         Route("bad-checkout", "POST", "/checkout", json_body={"quantity": 0}, weight=1),
     )
-    by_json = run_load(LoadSpec(service.url, rate=100, count=20, mix=mix, version=json_version()))
-    assert by_json.by_status() == {200: 10, 400: 10}
-    assert by_json.by_version() == {"v-load": 20}
+    by_json = VersionSource(header=None, json_field="version")
+    log = run_load(LoadSpec(service.url, rate=100, count=20, mix=mix, version=by_json))
+    assert log.by_status() == {200: 10, 400: 10}
+    assert log.by_version() == {"v-load": 20}
 
-    def status_tagged(response: ResponseView) -> str:
-        return f"{response.headers['X-Version']}/{response.status}"
+    # The header when the answer has it, else the body field: here, never the header.
+    fallback = VersionSource(header="X-Missing", json_field="version")
+    log = run_load(LoadSpec(service.url, rate=100, count=20, mix=mix, version=fallback))
+    assert log.by_version() == {"v-load": 20}
+    nowhere = VersionSource(header="X-Missing", json_field="no.such.field")
+    log = run_load(LoadSpec(service.url, rate=100, count=20, mix=mix, version=nowhere))
+    assert log.by_version() == {None: 20}
 
-    tagged = run_load(LoadSpec(service.url, rate=100, count=20, mix=mix, version=status_tagged))
-    assert tagged.by_version() == {"v-load/200": 10, "v-load/400": 10}
+
+ORDERS = (
+    Route(
+        "checkout",
+        "POST",
+        "/checkout",
+        json_body={"item": "load-test", "quantity": 1},
+        capture={"order": "order_id"},
+    ),
+    Route("read-order", "GET", "/orders/{order}"),
+)
+
+
+def test_captured_ids_are_read_back_and_each_read_says_which_it_used(
+    service: RunningService,
+) -> None:
+    log = run_load(LoadSpec(service.url, rate=100, count=200, mix=ORDERS))
+    checkouts = [r for r in log.records if r.route == "checkout"]
+    reads = [r for r in log.records if r.route == "read-order"]
+    ids = log.captured_values("order")
+    assert len(log) == 200, log.summary()
+    assert log.by_status() == {200: 200}, log.summary()
+    assert ids == [r.captured["order"] for r in checkouts]
+    assert len(set(ids)) == len(ids) == len(checkouts)
+    assert all(r.used == {} and set(r.captured) == {"order"} for r in checkouts)
+    assert reads
+    assert all(r.captured == {} and r.used["order"] in ids for r in reads)
+    # A read only ever uses an id whose checkout had been answered before the read was sent.
+    answered = {r.captured["order"]: r.intended + r.latency for r in checkouts}
+    assert all(answered[r.used["order"]] <= r.sent + 1e-6 for r in reads)
+    # No read waits for a capture once the first id is in: from then on the mix is 1:1.
+    first_read = log.records.index(reads[0])
+    later = log.records[first_read:]
+    assert abs(sum(r.route == "checkout" for r in later) - len(later) / 2) <= 1, log.by_route()
+
+
+def test_a_templated_route_waits_for_its_first_value_without_leaving_a_gap(
+    service: RunningService,
+) -> None:
+    # The orders of a broken checkout have no id: nothing is captured, so every turn of the
+    # read goes to the checkout and the schedule stays whole.
+    with run_service({"SERVICE_VERSION": "v-broken", "SERVICE_CHECKOUT_BROKEN": "1"}) as broken:
+        log = run_load(LoadSpec(broken.url, rate=100, count=40, mix=ORDERS))
+    assert len(log) == 40
+    assert log.by_route() == {"checkout": 40}
+    assert log.captured_values("order") == []
+    assert log.dropped == 0
 
 
 def test_a_slow_service_does_not_slow_the_schedule() -> None:
@@ -170,3 +220,15 @@ def test_schedule_size_from_duration_and_count() -> None:
     assert LoadSpec(url, rate=2000, duration=10).planned == 20_000
     assert LoadSpec(url, rate=10, duration=5, count=7).planned == 7
     assert LoadSpec(url, rate=10, duration=0.5, count=70).planned == 5
+
+
+def test_requests_time_out_on_their_own_deadline_not_on_a_whole_second(
+    silent_server: str,
+) -> None:
+    # aiohttp would round a 5 s timeout up to the next whole second of loop time, so that the
+    # requests of a hung release all time out together, once a second, stalling the schedule.
+    log = run_load(LoadSpec(silent_server, rate=20, count=10, timeout=5.0))
+    assert log.by_error() == {"timeout": 10}
+    latencies = sorted(r.latency for r in log.records)
+    assert latencies[0] >= 5.0, latencies
+    assert latencies[-1] < 5.3, latencies

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import socket
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.launcher import RunningService
+from pytest_rollout._proc import ManagedProcess
+from pytest_rollout.config import load_config
+from service.launcher import REPO_ROOT, RunningService
 
 
 def client(timeout: float = 10.0) -> httpx.Client:
@@ -78,3 +84,64 @@ def order_rows(database_url: str) -> list[tuple[int, str]]:
     finally:
         engine.dispose()
     return [(int(row[0]), str(row[1])) for row in rows]
+
+
+def release_env(variant: str | None) -> dict[str, str]:
+    """The SERVICE_* variables of a release: a variant of the repository's rollout.toml, or
+    the manifests' v1 (None)."""
+    if variant is None:
+        return {"SERVICE_VERSION": "v1"}
+    return dict(load_config(REPO_ROOT / "rollout.toml").variant(variant).env)
+
+
+def migrate_process(
+    database_url: str, log_path: Path, env: Mapping[str, str] | None = None, *args: str
+) -> ManagedProcess:
+    """``python -m service migrate`` for the release in ``env``, not started yet."""
+    return ManagedProcess(
+        f"service migrate ({log_path.stem})",
+        [sys.executable, "-m", "service", "migrate", *args],
+        env={"PATH": "/usr/bin:/bin", **(env or {}), "SERVICE_DATABASE_URL": database_url},
+        cwd=REPO_ROOT,
+        log_path=log_path,
+    )
+
+
+def run_together(processes: Sequence[ManagedProcess], timeout: float = 60) -> list[int]:
+    """Start every process, then wait for each; their exit statuses. All are stopped at the
+    end, also when one of them hangs."""
+    try:
+        for process in processes:
+            process.start()
+        return [process.wait(timeout) for process in processes]
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def run_migrate(
+    tmp_path: Path, database_url: str, *args: str, env: Mapping[str, str] | None = None
+) -> tuple[int, list[str]]:
+    """Run ``python -m service migrate`` to the end; its exit status and output lines."""
+    log = tmp_path / f"migrate-{len(list(tmp_path.glob('migrate-*')))}.log"
+    with migrate_process(database_url, log, env, *args) as process:
+        returncode = process.wait(60)
+    return returncode, log.read_text().splitlines()
+
+
+def checkout(http: httpx.Client, service: RunningService, item: str, quantity: int = 1) -> int:
+    """POST /checkout; the new order's id (the answer must be 200 with an id)."""
+    response = http.post(f"{service.url}/checkout", json={"item": item, "quantity": quantity})
+    assert response.status_code == 200, (service.env, response.status_code, response.text)
+    order_id = response.json()["order_id"]
+    assert isinstance(order_id, int), response.text
+    return order_id
+
+
+def read_order(http: httpx.Client, service: RunningService, order_id: int) -> dict[str, Any]:
+    """GET /orders/{id} answered 200; the order without the serving version."""
+    response = http.get(f"{service.url}/orders/{order_id}")
+    assert response.status_code == 200, (service.env, order_id, response.text)
+    body = dict(response.json())
+    assert body.pop("version") == service.env.get("SERVICE_VERSION", "v1")
+    return body

@@ -12,6 +12,7 @@ from service.config import (
     DEFAULT_DATABASE_URL,
     ServiceConfig,
     ServiceConfigError,
+    SkuMode,
     load_config,
 )
 from service.db import make_engine
@@ -31,6 +32,7 @@ def test_every_variable_is_read() -> None:
             "SERVICE_LATENCY_MS": "120",
             "SERVICE_CHECKOUT_BROKEN": "TRUE",
             "SERVICE_SCHEMA_REVISION": "0002_expand_orders",
+            "SERVICE_ORDER_SKU": "Dual",
             "SERVICE_DATABASE_URL": "postgresql+psycopg://app:pw@db:5432/orders",
             "SERVICE_SEED": "42",
             "SERVICE_SHUTDOWN_DELAY_SECONDS": "2",
@@ -44,6 +46,7 @@ def test_every_variable_is_read() -> None:
         latency_ms=120.0,
         checkout_broken=True,
         schema_revision="0002_expand_orders",
+        order_sku=SkuMode.DUAL,
         database_url="postgresql+psycopg://app:pw@db:5432/orders",
         seed=42,
         shutdown_delay_seconds=2.0,
@@ -95,6 +98,11 @@ def test_false_spellings_keep_checkout_working(value: str) -> None:
         ),
         ("SERVICE_VERSION", "", "SERVICE_VERSION: expected a non-empty label"),
         ("SERVICE_SCHEMA_REVISION", "a b", "SERVICE_SCHEMA_REVISION: expected an Alembic"),
+        (
+            "SERVICE_ORDER_SKU",
+            "both",
+            "SERVICE_ORDER_SKU: expected one of off, dual, only, got 'both'",
+        ),
         ("SERVICE_DATABASE_URL", "::nonsense", "SERVICE_DATABASE_URL: expected an SQLAlchemy URL"),
     ],
 )

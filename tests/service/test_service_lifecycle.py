@@ -15,7 +15,14 @@ import sqlalchemy as sa
 from pytest_rollout._proc import ManagedProcess, free_port, port_accepts
 from pytest_rollout._wait import wait_for
 from service.launcher import REPO_ROOT, run_service
-from tests.service.service_probes import client, order_rows, scrape
+from tests.service.service_probes import (
+    client,
+    migrate_process,
+    order_rows,
+    run_migrate,
+    run_together,
+    scrape,
+)
 
 
 def test_sigterm_finishes_the_request_in_flight_and_refuses_new_connections() -> None:
@@ -128,20 +135,6 @@ def test_bad_setting_exits_2_with_one_line_naming_it(
     assert lines[0].startswith(f"service: {message}"), lines[0]
 
 
-def run_migrate(tmp_path: Path, url: str, *args: str) -> tuple[int, list[str]]:
-    log = tmp_path / f"migrate-{len(list(tmp_path.glob('migrate-*')))}.log"
-    process = ManagedProcess(
-        "service migrate",
-        [sys.executable, "-m", "service", "migrate", *args],
-        env={"PATH": "/usr/bin:/bin", "SERVICE_DATABASE_URL": url},
-        cwd=REPO_ROOT,
-        log_path=log,
-    )
-    with process:
-        returncode = process.wait(30)
-    return returncode, log.read_text().splitlines()
-
-
 def test_migrate_command_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     for _ in range(2):
@@ -164,23 +157,7 @@ def test_migrate_command_creates_the_schema_and_is_idempotent(tmp_path: Path) ->
 def test_concurrent_migrations_of_one_sqlite_file_take_turns(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'raced.db'}"
     logs = [tmp_path / f"migrate-{i}.log" for i in range(3)]
-    processes = [
-        ManagedProcess(
-            f"service migrate #{i}",
-            [sys.executable, "-m", "service", "migrate"],
-            env={"PATH": "/usr/bin:/bin", "SERVICE_DATABASE_URL": url},
-            cwd=REPO_ROOT,
-            log_path=log,
-        )
-        for i, log in enumerate(logs)
-    ]
-    try:
-        for process in processes:
-            process.start()
-        codes = [process.wait(30) for process in processes]
-    finally:
-        for process in processes:
-            process.stop()
+    codes = run_together([migrate_process(url, log) for log in logs], timeout=30)
     assert codes == [0, 0, 0], [log.read_text() for log in logs]
     assert order_rows(url) == []
 

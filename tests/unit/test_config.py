@@ -78,6 +78,8 @@ def test_the_repository_config_loads_with_every_release_variant() -> None:
         "bad-canary",
         "smoke-gate",
         "business-gate",
+        "expand-contract",
+        "big-bang-migration",
         "basic-canary",
         "blue-green",
         "strategy-cost-canary",
@@ -418,7 +420,10 @@ def test_requests_become_load_routes() -> None:
         ),
         ('path = "/"\njson = { a = 1 }', "requests[0].json: a GET request has no body; allowed "),
         ('method = "GET"', "requests[0]: missing required key 'path'"),
-        ('path = "/"\nheaders = {}', "requests[0]: unknown key 'headers'; allowed: json, method"),
+        (
+            'path = "/"\nheaders = {}',
+            "requests[0]: unknown key 'headers'; allowed: capture, json, method",
+        ),
     ],
 )
 def test_bad_requests(request_text: str, message: str) -> None:
@@ -499,6 +504,24 @@ def test_a_variant_overrides_env_and_images_per_container() -> None:
         ],
     }
     assert POD_SPEC["containers"][0]["env"][0]["value"] == "v1"  # the input is untouched
+
+
+def test_a_variant_changes_init_containers_too() -> None:
+    config = load(
+        MINIMAL
+        + '[variants.v2]\nenv = { VERSION = "v2" }\n'
+        + '[variants.v2.containers.migrate]\nenv = { TARGET = "0002" }\n'
+    )
+    pod_spec = {**POD_SPEC, "initContainers": [{"name": "migrate", "image": "example/shop:1"}]}
+    spec = config.variant("v2").apply(pod_spec)
+    assert spec["initContainers"] == [
+        {
+            "name": "migrate",
+            "image": "example/shop:1",
+            "env": [{"name": "VERSION", "value": "v2"}, {"name": "TARGET", "value": "0002"}],
+        }
+    ]
+    assert spec["containers"][0]["env"][0] == {"name": "VERSION", "value": "v2"}
 
 
 def test_a_variant_naming_a_missing_container_fails_on_apply() -> None:

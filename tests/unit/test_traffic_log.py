@@ -255,3 +255,28 @@ def test_to_csv_writes_one_row_per_request(tmp_path: Path) -> None:
     assert rows[-1]["status"] == ""
     assert float(rows[-1]["lateness"]) == pytest.approx(0.002)
     assert float(rows[0]["sent"]) == BASE
+
+
+def test_captured_and_used_values_are_the_last_csv_columns(tmp_path: Path) -> None:
+    rs = [
+        RequestRecord(BASE, BASE, 0.01, "checkout", status=200, captured={"order": "41"}),
+        RequestRecord(BASE + 0.1, BASE + 0.1, 0.01, "read", status=200, used={"order": "41"}),
+        RequestRecord(
+            BASE + 0.2, BASE + 0.2, 0.01, "checkout", status=200, captured={"order": "42"}
+        ),
+        RequestRecord(BASE + 0.3, BASE + 0.3, 0.01, "index", status=200),
+    ]
+    log = TrafficLog(rs, target_rate=10, started_at=BASE)
+    assert log.captured_values("order") == ["41", "42"]
+    assert rs[3].captured == rs[3].used == {}
+    with log.to_csv(tmp_path / "t.csv").open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    # The eight columns the report reads by name keep their order; the new ones come last.
+    assert ",".join(header[:8]) == "intended,sent,lateness,latency,route,status,error,version"
+    assert header[8:] == ["captured", "used"]
+    assert [(json.loads(c) if c else {}, json.loads(u) if u else {}) for *_, c, u in rows] == [
+        ({"order": "41"}, {}),
+        ({}, {"order": "41"}),
+        ({"order": "42"}, {}),
+        ({}, {}),
+    ]

@@ -1,0 +1,56 @@
+"""The session record of a report directory, ``_session.json``: how the run can be reproduced.
+
+Written when the first experiment of a session writes its evidence (``finished`` null) and
+again when the session ends, so an interrupted session still leaves its header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pytest_rollout.report.model import SESSION_FILE, SessionInfo
+
+
+def utc_timestamp(epoch: float) -> str:
+    """``2026-12-02T11:41:44Z``: the form every time in the report files takes."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def session_info(
+    *, header: Sequence[str], started: float, backend: str, argv: Sequence[str]
+) -> SessionInfo:
+    return SessionInfo(
+        header=tuple(header),
+        started=utc_timestamp(started),
+        finished=None,
+        backend=backend,
+        argv=tuple(argv),
+    )
+
+
+def write_session(report_dir: Path, info: SessionInfo) -> Path:
+    """Write ``DIR/_session.json`` atomically (xdist workers may race to write it)."""
+    data = {
+        "header": list(info.header),
+        "started": info.started,
+        "finished": info.finished,
+        "backend": info.backend,
+        "argv": list(info.argv),
+    }
+    report_dir.mkdir(parents=True, exist_ok=True)
+    target = report_dir / SESSION_FILE
+    fd, temporary = tempfile.mkstemp(dir=report_dir, prefix=".session-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target

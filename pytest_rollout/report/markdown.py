@@ -9,12 +9,16 @@ from pytest_rollout.report.model import SessionInfo, Summary
 _QUIET_VERDICTS = ("passed", "skipped")
 
 
-def index_markdown(summaries: Sequence[Summary], session: SessionInfo | None) -> str:
+def index_markdown(
+    summaries: Sequence[Summary], session: SessionInfo | None, *, problems: Sequence[str] = ()
+) -> str:
     lines = ["## Rollout evidence", ""]
     if session is not None:
         lines += [f"backend `{session.backend or '?'}`, started {session.started or '?'}", ""]
         if session.header:
             lines += ["```", *session.header, "```", ""]
+    if problems:
+        lines += ["Unreadable evidence:", "", *(f"- {_cell(p)}" for p in problems), ""]
     if not summaries:
         return "\n".join([*lines, "No experiment wrote evidence.", ""])
     lines += ["| experiment | verdict | headline |", "|---|---|---|"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from pytest_rollout.report.model import RunTimeline, StatusSample, TimelineEvent
+from pytest_rollout.backends.base import EventView
+from pytest_rollout.report.model import RunTimeline, StatusSample
 
 WEIGHT_EVENT = "TrafficWeightUpdated"
 
@@ -48,14 +49,14 @@ def describe(before: StatusSample, after: StatusSample) -> str:
     return ", ".join(parts)
 
 
-def short_label(event: TimelineEvent, run: RunTimeline) -> str:
+def short_label(event: EventView, run: RunTimeline) -> str:
     """A few characters to print beside the event's marker on the timeline."""
     message = event.message
     if event.reason == WEIGHT_EVENT:
         match = _WEIGHT.search(message.rstrip())
         if match:
             return match.group(1)
-        change = status_change(run, event.t)
+        change = status_change(run, event.timestamp)
         return f"({change})" if change else "(no change seen)"
     if step := _STEP.search(message):
         return step.group(1)

@@ -171,7 +171,7 @@ def _event_lanes(views: Sequence[RunView]) -> list[str]:
     """Event reasons in order of first appearance: one lane each, the same in every run."""
     lanes: list[str] = []
     for view in views:
-        for event in sorted(view.run.events, key=lambda e: e.t):
+        for event in sorted(view.run.events, key=lambda e: e.timestamp):
             if event.reason not in lanes:
                 lanes.append(event.reason)
     return lanes
@@ -185,7 +185,7 @@ def _time_range(views: Sequence[RunView]) -> tuple[float, float]:
             starts.append(view.traffic.begin)
             ends.append(view.traffic.end)
         times = [s.t for s in run.status] + [m.t for m in run.analysis]
-        times += [e.t for e in run.events] + [r.t for r in run.resources]
+        times += [e.timestamp for e in run.events] + [r.t for r in run.resources]
         if times:
             starts.append(run.rel(min(times)))
             ends.append(run.rel(max(times)))

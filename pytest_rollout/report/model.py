@@ -8,17 +8,19 @@ The format is the one the experiments write (see :mod:`pytest_rollout.evidence`)
     DIR/<experiment>/<run>.csv      the traffic log of a run
 
 Every reader raises :class:`ReportDataError` naming the file and the field that is wrong.
+:func:`write_timeline` writes ``timeline.json`` from the same objects.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_rollout.backends.base import EventView
 from pytest_rollout.errors import RolloutError
 
 SESSION_FILE = "_session.json"
@@ -87,16 +89,6 @@ class Measurement:
 
 
 @dataclass(frozen=True)
-class TimelineEvent:
-    t: float
-    type: str
-    reason: str
-    message: str
-    kind: str
-    name: str
-
-
-@dataclass(frozen=True)
 class ResourcePoint:
     t: float
     ready: int
@@ -113,7 +105,8 @@ class RunTimeline:
     released_at: float
     status: tuple[StatusSample, ...] = ()
     analysis: tuple[Measurement, ...] = ()
-    events: tuple[TimelineEvent, ...] = ()
+    events: tuple[EventView, ...] = ()
+    """as the backends report them; ``t`` in the file is ``timestamp``"""
     blast_radius: tuple[float, float] | None = None
     rollback_at: float | None = None
     resources: tuple[ResourcePoint, ...] = ()
@@ -135,6 +128,38 @@ class Experiment:
     @property
     def name(self) -> str:
         return self.directory.name
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def write_timeline(path: Path, runs: Iterable[RunTimeline]) -> Path:
+    """Write ``timeline.json`` for ``runs``, in the format :func:`read_timeline` reads."""
+    data = {"runs": [_run_data(run) for run in runs]}
+    path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    return path
+
+
+def _run_data(run: RunTimeline) -> dict[str, Any]:
+    return {
+        "label": run.label,
+        "traffic": run.traffic,
+        "released_at": run.released_at,
+        "status": [asdict(sample) for sample in run.status],
+        "analysis": [asdict(m) for m in run.analysis],
+        "events": [_event_data(event) for event in run.events],
+        "window": {
+            "blast_radius": list(run.blast_radius) if run.blast_radius else None,
+            "rollback_at": run.rollback_at,
+        },
+        "resources": [asdict(point) for point in run.resources],
+        "strategy": run.strategy,
+    }
+
+
+def _event_data(event: EventView) -> dict[str, Any]:
+    data = asdict(event)
+    return {"t": data.pop("timestamp"), **data}
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -252,9 +277,9 @@ def _measurement(data: _Fields) -> Measurement:
     )
 
 
-def _event(data: _Fields) -> TimelineEvent:
-    return TimelineEvent(
-        t=data.number("t"),
+def _event(data: _Fields) -> EventView:
+    return EventView(
+        timestamp=data.number("t"),
         type=data.optional_text("type") or "Normal",
         reason=data.text("reason"),
         message=data.optional_text("message") or "",

@@ -253,10 +253,10 @@ def events(ax: Axes, run: RunTimeline, lanes: list[str], *, px_per_s: float) -> 
     # Where each label level of each lane is taken up to, in seconds.
     taken: dict[tuple[int, int], float] = {}
     char_s = _LABEL_FONT_PT * 0.6 * (100 / 72) / px_per_s
-    for event in sorted(run.events, key=lambda e: e.t):
+    for event in sorted(run.events, key=lambda e: e.timestamp):
         lane = lanes.index(event.reason)
         warning = event.type == "Warning"
-        x = run.rel(event.t)
+        x = run.rel(event.timestamp)
         color = WINDOW_COLOR if warning else "#333333"
         ax.scatter(
             [x],
@@ -334,24 +334,16 @@ def cost(axes: dict[str, Axes], runs: Sequence[RunTimeline]) -> None:
         pods.step(t, total, where="post", color=color, linestyle="--", linewidth=1.0)
         pods.step(t, ready, where="post", color=color, linewidth=1.8, label=name)
         memory.plot(t, mib, color=color, linewidth=1.8, label=name)
-        top = int(total.argmax())
-        pods.annotate(
-            f"{name} peak {int(total[top])}",
-            (t[top], total[top]),
-            fontsize=7,
-            color=color,
-            xytext=(3, 3 + 9 * index),
-            textcoords="offset points",
-        )
-        top = int(mib.argmax())
-        memory.annotate(
-            f"{name} peak {mib[top]:,.0f} MiB",
-            (t[top], mib[top]),
-            fontsize=7,
-            color=color,
-            xytext=(3, 3 + 9 * index),
-            textcoords="offset points",
-        )
+        for ax, values, text in ((pods, total, "{:,.0f}"), (memory, mib, "{:,.0f} MiB")):
+            top = int(values.argmax())
+            ax.annotate(
+                f"{name} peak {text.format(values[top])}",
+                (t[top], values[top]),
+                fontsize=7,
+                color=color,
+                xytext=(3, 3 + 9 * index),
+                textcoords="offset points",
+            )
     pods.set_ylabel("pods\n(solid: ready,\ndashed: all)", fontsize=9)
     memory.set_ylabel("memory (MiB)", fontsize=9)
     for ax in (pods, memory):

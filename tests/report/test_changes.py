@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from pytest_rollout.backends.base import EventView
 from pytest_rollout.report.changes import short_label, status_change
-from pytest_rollout.report.model import RunTimeline, StatusSample, TimelineEvent
+from pytest_rollout.report.model import RunTimeline, StatusSample
 
 T0 = 500.0
 
@@ -27,8 +28,8 @@ RUN = RunTimeline(
 )
 
 
-def _event(t: float, message: str, reason: str = "TrafficWeightUpdated") -> TimelineEvent:
-    return TimelineEvent(T0 + t, "Normal", reason, message, "Rollout", "svc")
+def _event(t: float, message: str, reason: str = "TrafficWeightUpdated") -> EventView:
+    return EventView(T0 + t, "Normal", reason, message, "Rollout", "svc")
 
 
 def test_hash_only_change_is_described() -> None:

@@ -59,8 +59,8 @@ class BuildResult:
         timing = f" ({', '.join(parts)})" if parts else ""
         problems = f"; {len(self.problems)} unreadable" if self.problems else ""
         return (
-            f"{self.index}: {self.experiments} experiment(s), {len(self.rendered)} page(s) "
-            f"rendered in {self.seconds:.2f}s{timing}{problems}"
+            f"{self.index}: {self.experiments} experiment(s); {len(self.rendered)} page(s) "
+            f"rebuilt in {self.seconds:.2f}s{timing}{problems}"
         )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,13 +43,10 @@ def write_session(report_dir: Path, info: SessionInfo) -> Path:
     }
     report_dir.mkdir(parents=True, exist_ok=True)
     target = report_dir / SESSION_FILE
-    fd, temporary = tempfile.mkstemp(dir=report_dir, prefix=".session-", suffix=".json")
+    temporary = report_dir / f".{SESSION_FILE}.{os.getpid()}"
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    finally:
+        temporary.unlink(missing_ok=True)
     return target

@@ -157,7 +157,7 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
-    assert "4 experiment(s), 4 page(s) rendered in" in completed.stdout
+    assert "4 experiment(s); 4 page(s) rebuilt in" in completed.stdout
     assert (report / "index.html").is_file()
 
     (report / "smoke-gate" / "summary.json").write_text("[]")

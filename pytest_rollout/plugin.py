@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -165,16 +164,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def _session_info(config: pytest.Config, started: float) -> SessionInfo:
     from pytest_rollout.report.session import session_info
 
-    options = config.stash[_OPTIONS_KEY]
-    platform_line = (
-        f"platform {sys.platform} -- Python {platform.python_version()}, "
-        f"pytest-{pytest.__version__}"
-    )
     return session_info(
-        header=[platform_line, *pytest_report_header(config)],
+        header=pytest_report_header(config),
         started=started,
-        backend=options.backend,
-        argv=[Path(sys.argv[0]).name, *config.invocation_params.args],
+        backend=config.stash[_OPTIONS_KEY].backend,
+        args=config.invocation_params.args,
     )
 
 

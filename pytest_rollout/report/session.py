@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from pytest_rollout.report.model import SESSION_FILE, SessionInfo
 
@@ -21,15 +25,27 @@ def utc_timestamp(epoch: float) -> str:
 
 
 def session_info(
-    *, header: Sequence[str], started: float, backend: str, argv: Sequence[str]
+    *, header: Sequence[str], started: float, backend: str, args: Sequence[str]
 ) -> SessionInfo:
+    """The record of this session: the platform and ``header`` lines, and the command line
+    that reproduces it (``args`` as pytest received them)."""
+    platform_line = (
+        f"platform {sys.platform} -- Python {platform.python_version()}, "
+        f"pytest-{pytest.__version__}"
+    )
     return SessionInfo(
-        header=tuple(header),
+        header=(platform_line, *header),
         started=utc_timestamp(started),
         finished=None,
         backend=backend,
-        argv=tuple(argv),
+        argv=(*_program(), *args),
     )
+
+
+def _program() -> tuple[str, ...]:
+    """How pytest was invoked: ``pytest``, or ``python -m pytest``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "pytest"
+    return ("python", "-m", "pytest") if name == "__main__.py" else (name,)
 
 
 def write_session(report_dir: Path, info: SessionInfo) -> Path:

@@ -127,8 +127,13 @@ def error_handles(colors: dict[str, str], seen: set[str]) -> list[Line2D | Patch
 def rollout(ax: Axes, run: RunTimeline) -> None:
     """The Rollout phase as background, the canary weight, and the current step on the right."""
     samples = run.status
-    ax.set_ylabel("canary weight (%)", fontsize=9)
     ax.set_ylim(0, 109)
+    if not any(s.weight is not None for s in samples):
+        # A Deployment has no weight: the panel shows its phase only.
+        ax.set_ylabel("phase", fontsize=9)
+        ax.set_yticks([])
+    else:
+        ax.set_ylabel("canary weight (%)", fontsize=9)
     if not samples:
         return
     t = [run.rel(s.t) for s in samples]

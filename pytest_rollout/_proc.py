@@ -3,7 +3,8 @@
 Every process the plugin starts goes through :class:`ManagedProcess`. Each runs in its own
 session (process group) so that stopping it also stops anything it forked, and every live one
 is recorded in a module-level registry that an ``atexit`` hook and the plugin's session teardown
-empty — so an interrupted run (Ctrl-C, a crashed fixture) leaves no orphan behind.
+empty — so an interrupted run (Ctrl-C, a crashed fixture) leaves no orphan behind — and on disk,
+for a run that is killed outright (:mod:`pytest_rollout._reaper`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from pytest_rollout._reaper import Registry
 from pytest_rollout.errors import ProcessError
 
+_REGISTRY = Registry()
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
 _STARTS = itertools.count(1)
@@ -111,6 +114,9 @@ class ManagedProcess:
         with _LIVE_LOCK:
             self.serial = next(_STARTS)
             _LIVE.add(self)
+        # On disk too: if this process is killed outright, the guardian (or the next run's
+        # sweep) stops the group.
+        _REGISTRY.record(self._popen.pid, self.name)
         return self
 
     def signal(self, sig: signal.Signals) -> None:
@@ -152,6 +158,7 @@ class ManagedProcess:
             self._close_log()
             with _LIVE_LOCK:
                 _LIVE.discard(self)
+            _REGISTRY.forget(popen.pid)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the process's log, for error messages."""

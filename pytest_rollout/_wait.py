@@ -1,4 +1,10 @@
-"""Waiting for a condition with a deadline, never with a bare sleep."""
+"""Waiting for a condition with a deadline, never with a bare sleep.
+
+A probe answers "not yet" by returning a falsy value. An exception is "not yet" only when its
+type is one the caller named in ``retry_on`` (a connection refused while a server boots, say);
+any other exception is a bug or a verdict and propagates at once, with its traceback, instead
+of turning into a timeout many seconds later.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from pytest_rollout.errors import WaitTimeout
 
 T = TypeVar("T")
 
+RetryOn = type[BaseException] | tuple[type[BaseException], ...]
+
 _SENTINEL = object()
 
 
@@ -20,20 +28,23 @@ def wait_for(
     what: str,
     timeout: float,
     interval: float = 0.05,
+    retry_on: RetryOn = (),
 ) -> T:
     """Call ``probe`` until it returns a truthy value; return that value.
 
-    Exceptions raised by ``probe`` count as "not yet" and the last one is named in the
-    :class:`WaitTimeout` message together with ``what`` and the deadline.
+    ``what`` names the condition for the :class:`WaitTimeout` raised after ``timeout``
+    seconds, together with the last value or the last ``retry_on`` error seen (chained as the
+    cause). An exception not in ``retry_on`` propagates unchanged from the first call that
+    raises it.
     """
     last: list[object] = [_SENTINEL]
 
     def attempt() -> T:
         try:
             value = probe()
-        except Exception as exc:  # the probe's failure is the observation we report
+        except retry_on as exc:
             last[0] = exc
-            raise
+            raise _NotYet from exc
         last[0] = value
         if not value:
             raise _NotYet
@@ -42,7 +53,7 @@ def wait_for(
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_delay(timeout),
         wait=tenacity.wait_fixed(interval),
-        retry=tenacity.retry_if_exception_type(Exception),
+        retry=tenacity.retry_if_exception_type(_NotYet),
         reraise=False,
     )
     try:
@@ -57,6 +68,7 @@ async def async_wait_for(
     what: str,
     timeout: float,
     interval: float = 0.05,
+    retry_on: RetryOn = (),
 ) -> T:
     """The asyncio twin of :func:`wait_for`."""
     last: list[object] = [_SENTINEL]
@@ -64,9 +76,9 @@ async def async_wait_for(
     async def attempt() -> T:
         try:
             value = await probe()
-        except Exception as exc:
+        except retry_on as exc:
             last[0] = exc
-            raise
+            raise _NotYet from exc
         last[0] = value
         if not value:
             raise _NotYet
@@ -75,7 +87,7 @@ async def async_wait_for(
     retrying = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_delay(timeout),
         wait=tenacity.wait_fixed(interval),
-        retry=tenacity.retry_if_exception_type(Exception),
+        retry=tenacity.retry_if_exception_type(_NotYet),
         reraise=False,
     )
     try:
@@ -85,7 +97,7 @@ async def async_wait_for(
 
 
 class _NotYet(Exception):
-    """The probe answered, but not yet with a truthy value."""
+    """The probe answered "not yet": a falsy value, or an error the caller expects."""
 
 
 def _timeout_message(what: str, timeout: float, last: object) -> str:

@@ -4,8 +4,8 @@ Where it is read from, first match wins:
 
 1. an explicit path (a command-line option); a file named ``pyproject.toml`` is read for its
    ``[tool.pytest-rollout]`` table, any other file is the config as a whole;
-2. ``rollout.toml`` in pytest's rootdir;
-3. the ``[tool.pytest-rollout]`` table of ``pyproject.toml`` in pytest's rootdir.
+2. the nearest ``rollout.toml``, or ``pyproject.toml`` with the table, searched from where
+   pytest was invoked upwards, then from its ini file's directory, then its rootdir.
 
 So a ``rollout.toml`` beside a ``pyproject.toml`` that also has the table wins. Relative paths
 in the config are relative to the directory of the file they are written in.
@@ -31,11 +31,25 @@ Format (``rollout.toml``; in ``pyproject.toml`` every table name gets the prefix
     header = "X-Version"                      # and/or json = "build.version"
 
     [variants.bad]
+    version = "2.0-bad"                       # what its pods answer with (checked)
     env = { ERROR_RATE = "0.5" }              # every container
     containers.shop = { image = "example/shop:broken", env = { MODE = "x" } }
 
+    [serving]                                 # default: the first request, answered 2xx
+    path = "/health/ready"
+    status = 200
+
+    [prometheus]                              # the Prometheus servers templates name
+    addresses = ["http://prometheus.monitoring:9090"]
+
     [backends.local]
     env = { DATABASE_URL = "sqlite:///{data_dir}/shop.db" }
+
+    [experiments.bad-release]                 # see pytest_rollout.kinds
+    kind = "canary-containment"
+    manifests = "default"
+    variant = "bad"
+    metric = "error-rate"
 
 Placeholders may be used in ``images.*.command``, ``images.*.env`` and ``backends.local.env``
 (``{{`` and ``}}`` for literal braces): ``{host}`` the pod's address, ``{port}`` the container's
@@ -49,15 +63,14 @@ the backend's ``env``. Unknown keys are errors, never ignored.
 from __future__ import annotations
 
 import copy
-import datetime
 import glob
-import json
 import math
 import re
 import sys
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -72,6 +85,16 @@ from pytest_rollout.load.version import (
 )
 from pytest_rollout.manifests import ManifestSet, display_path, load_manifests
 from pytest_rollout.options import BACKENDS
+from pytest_rollout.tomlcheck import (
+    Where,
+    check_json,
+    check_keys,
+    check_name,
+    require_string,
+    require_strings,
+    require_table,
+    toml_type,
+)
 
 CONFIG_FILE_NAME = "rollout.toml"
 PYPROJECT_FILE_NAME = "pyproject.toml"
@@ -178,7 +201,8 @@ class ContainerOverride:
 class Variant:
     """A named release: env for every container, plus per-container image and env.
 
-    Per-container env wins over the variant-wide env for the same name.
+    Per-container env wins over the variant-wide env for the same name. ``version`` is what
+    the release's pods answer with (read by ``[version]``), when the config says it.
     """
 
     name: str
@@ -186,6 +210,7 @@ class Variant:
     env: Mapping[str, str]
     containers: Mapping[str, ContainerOverride]
     origin: str
+    version: str | None = None
 
     def apply(self, pod_spec: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of ``pod_spec`` (a pod template's ``spec``) with this release applied.
@@ -218,6 +243,24 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ServingCheck:
+    """The request that shows a route serves, and the answer expected (None: any 2xx)."""
+
+    method: str
+    path: str
+    body: Any
+    status: int | None
+    origin: str
+
+    def accepts(self, status: int) -> bool:
+        return status == self.status if self.status is not None else 200 <= status < 300
+
+    def describe(self) -> str:
+        expected = str(self.status) if self.status is not None else "2xx"
+        return f"{self.method} {self.path} to answer {expected}"
+
+
+@dataclass(frozen=True)
 class BackendSettings:
     """What one backend adds to every container of the target: env.
 
@@ -241,6 +284,16 @@ class TargetConfig:
     version: VersionSource
     variants: Mapping[str, Variant]
     backends: Mapping[str, BackendSettings]
+    serving: ServingCheck
+    prometheus_addresses: tuple[str, ...] = ()
+    """The Prometheus servers the target's AnalysisTemplates name; each backend maps them to
+    the Prometheus it runs (see the backends' docs)."""
+    experiments: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """The raw ``[experiments.NAME]`` tables, validated when collected."""
+    section: tuple[str, ...] = ()
+    """The table the config sits under in its file (``tool.pytest-rollout`` in pyproject)."""
 
     @property
     def label(self) -> str:
@@ -328,28 +381,40 @@ class TargetConfig:
 # --- finding and reading the file --------------------------------------------------------
 
 
-def find_config_file(rootdir: Path, explicit: Path | None = None) -> Path | None:
-    """The config file for ``rootdir`` (see the module docstring), or None when there is none."""
+def find_config_file(starts: Sequence[Path], explicit: Path | None = None) -> Path | None:
+    """The config file (see the module docstring), or None when there is none.
+
+    Each directory of ``starts`` is searched, then its parents, as pytest searches for its ini
+    file: the nearest ``rollout.toml``, or ``pyproject.toml`` with the table, wins.
+    """
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigError(f"{display_path(explicit)}: target config file not found")
         return explicit
-    candidate = rootdir / CONFIG_FILE_NAME
-    if candidate.is_file():
-        return candidate
-    pyproject = rootdir / PYPROJECT_FILE_NAME
-    if pyproject.is_file() and _pyproject_table(_read_toml(pyproject)) is not None:
-        return pyproject
+    seen: set[Path] = set()
+    for start in starts:
+        for directory in (start, *start.parents):
+            if directory in seen:
+                break
+            seen.add(directory)
+            candidate = directory / CONFIG_FILE_NAME
+            if candidate.is_file():
+                return candidate
+            pyproject = directory / PYPROJECT_FILE_NAME
+            if pyproject.is_file() and _pyproject_table(_read_toml(pyproject)) is not None:
+                return pyproject
     return None
 
 
-def load_target_config(rootdir: Path, explicit: Path | None = None) -> TargetConfig:
-    """The target config for ``rootdir``; an error saying where to put one if there is none."""
-    path = find_config_file(rootdir, explicit)
+def load_target_config(starts: Sequence[Path], explicit: Path | None = None) -> TargetConfig:
+    """The target config found from ``starts``; an error saying where to put one if none."""
+    path = find_config_file(starts, explicit)
     if path is None:
+        searched = ", ".join(str(start) for start in dict.fromkeys(starts))
         raise ConfigError(
-            f"no target config in {rootdir}: write {CONFIG_FILE_NAME} there or "
-            f"add a [{'.'.join(PYPROJECT_TABLE)}] table to its {PYPROJECT_FILE_NAME}"
+            f"no target config found from {searched} (or their parents): write "
+            f"{CONFIG_FILE_NAME} there or add a [{'.'.join(PYPROJECT_TABLE)}] table to "
+            f"{PYPROJECT_FILE_NAME}, or pass --rollout-config PATH"
         )
     return load_config(path)
 
@@ -371,22 +436,37 @@ def parse_config(
 ) -> TargetConfig:
     """Validate parsed TOML ``data`` read from ``source`` (under table ``section``)."""
     root = source.resolve().parent
-    top = _Where(display_path(source), section)
-    _check_keys(
+    top = Where(display_path(source), section)
+    check_keys(
         data,
         top,
-        allowed=("manifests", "images", "requests", "version", "variants", "backends"),
+        allowed=(
+            "manifests",
+            "images",
+            "requests",
+            "version",
+            "variants",
+            "backends",
+            "serving",
+            "prometheus",
+            "experiments",
+        ),
         required=("manifests", "images", "requests", "version"),
     )
+    requests = _requests(data["requests"], top)
     return TargetConfig(
         source=source,
         root=root,
         manifest_sets=_manifest_sets(data["manifests"], top, root),
         images=_images(data["images"], top, root),
-        requests=_requests(data["requests"], top),
+        requests=requests,
         version=_version(data["version"], top),
         variants=_variants(data.get("variants", {}), top),
         backends=_backends(data.get("backends", {}), top),
+        serving=_serving(data.get("serving"), top, requests),
+        prometheus_addresses=_prometheus(data.get("prometheus", {}), top),
+        experiments=_experiments(data.get("experiments", {}), top),
+        section=section,
     )
 
 
@@ -411,23 +491,23 @@ def _pyproject_table(data: Mapping[str, Any]) -> dict[str, Any] | None:
 # --- the sections ------------------------------------------------------------------------
 
 
-def _manifest_sets(value: object, top: _Where, root: Path) -> Mapping[str, tuple[Path, ...]]:
+def _manifest_sets(value: object, top: Where, root: Path) -> Mapping[str, tuple[Path, ...]]:
     if isinstance(value, list):
         where = top.key("manifests")
         return MappingProxyType({DEFAULT_MANIFEST_SET: _manifest_files(value, where, root)})
     where = top.section("manifests")
-    table = _table(value, where, expected="an array of paths or a table of named arrays")
+    table = require_table(value, where, expected="an array of paths or a table of named arrays")
     if not table:
         raise where.error("expected at least one manifest set")
     sets: dict[str, tuple[Path, ...]] = {}
     for name, entries in table.items():
-        _check_name(name, where, what="manifest set")
+        check_name(name, where, what="manifest set")
         sets[name] = _manifest_files(entries, where.key(name), root)
     return MappingProxyType(sets)
 
 
-def _manifest_files(value: object, where: _Where, root: Path) -> tuple[Path, ...]:
-    entries = _strings(value, where, what="paths or globs")
+def _manifest_files(value: object, where: Where, root: Path) -> tuple[Path, ...]:
+    entries = require_strings(value, where, what="paths or globs")
     files: dict[Path, None] = {}
     for index, entry in enumerate(entries):
         for path in _expand(entry, where.key(index), root):
@@ -435,7 +515,7 @@ def _manifest_files(value: object, where: _Where, root: Path) -> tuple[Path, ...
     return tuple(files)
 
 
-def _expand(entry: str, where: _Where, root: Path) -> list[Path]:
+def _expand(entry: str, where: Where, root: Path) -> list[Path]:
     relative_to = f"relative to {display_path(root)}"
     if any(char in entry for char in "*?["):
         matches = sorted(
@@ -457,9 +537,9 @@ def _expand(entry: str, where: _Where, root: Path) -> list[Path]:
     raise where.error(f"{entry!r}: no such file or directory ({relative_to})")
 
 
-def _images(value: object, top: _Where, root: Path) -> tuple[ImageRun, ...]:
+def _images(value: object, top: Where, root: Path) -> tuple[ImageRun, ...]:
     where = top.section("images")
-    table = _table(value, where)
+    table = require_table(value, where)
     if not table:
         raise where.error("expected at least one image")
     runs = []
@@ -469,9 +549,9 @@ def _images(value: object, top: _Where, root: Path) -> tuple[ImageRun, ...]:
             raise here.error(
                 "expected an image reference such as 'example/app' or 'example/app:1.0'"
             )
-        spec = _table(entry, here)
-        _check_keys(spec, here, allowed=("command", "cwd", "env", "build"), required=("command",))
-        command = _strings(
+        spec = require_table(entry, here)
+        check_keys(spec, here, allowed=("command", "cwd", "env", "build"), required=("command",))
+        command = require_strings(
             spec["command"], here.key("command"), what="command arguments", empty_items=True
         )
         if not command[0]:
@@ -485,42 +565,42 @@ def _images(value: object, top: _Where, root: Path) -> tuple[ImageRun, ...]:
     return tuple(runs)
 
 
-def _build(value: object, where: _Where, root: Path) -> ImageBuild:
+def _build(value: object, where: Where, root: Path) -> ImageBuild:
     # Only the kube backend builds images, so it checks that these paths exist, not the load:
     # a missing Dockerfile must not stop a local run.
-    spec = _table(value, where)
-    _check_keys(spec, where, allowed=("context", "dockerfile"))
-    context = root / _string(spec.get("context", "."), where.key("context"))
+    spec = require_table(value, where)
+    check_keys(spec, where, allowed=("context", "dockerfile"))
+    context = root / require_string(spec.get("context", "."), where.key("context"))
     dockerfile = None
     if "dockerfile" in spec:
-        dockerfile = root / _string(spec["dockerfile"], where.key("dockerfile"))
+        dockerfile = root / require_string(spec["dockerfile"], where.key("dockerfile"))
     return ImageBuild(context, dockerfile)
 
 
-def _requests(value: object, top: _Where) -> tuple[Route, ...]:
+def _requests(value: object, top: Where) -> tuple[Route, ...]:
     where = top.key("requests")
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise where.error(f"expected an array of tables ([[requests]]), got {_toml_type(value)}")
+        raise where.error(f"expected an array of tables ([[requests]]), got {toml_type(value)}")
     if not value:
         raise where.error("expected at least one request")
     routes: list[Route] = []
     names: set[str] = set()
     for index, item in enumerate(value):
         here = where.key(index)
-        _check_keys(
+        check_keys(
             item, here, allowed=("name", "method", "path", "weight", "json"), required=("path",)
         )
-        method = _string(item.get("method", "GET"), here.key("method")).upper()
+        method = require_string(item.get("method", "GET"), here.key("method")).upper()
         if method not in HTTP_METHODS:
             raise here.key("method").error(
                 f"expected one of {', '.join(sorted(HTTP_METHODS))}, got {item['method']!r}"
             )
-        path = _string(item["path"], here.key("path"))
+        path = require_string(item["path"], here.key("path"))
         if not path.startswith("/"):
             raise here.key("path").error(f"expected a path starting with '/', got {path!r}")
         weight = item.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise here.key("weight").error(f"expected a positive number, got {_toml_type(weight)}")
+            raise here.key("weight").error(f"expected a positive number, got {toml_type(weight)}")
         if not math.isfinite(weight) or weight <= 0:
             raise here.key("weight").error(f"expected a positive number, got {weight!r}")
         body = None
@@ -530,8 +610,8 @@ def _requests(value: object, top: _Where) -> tuple[Route, ...]:
                     f"a {method} request has no body; allowed with {', '.join(_BODY_METHODS)}"
                 )
             body = item["json"]
-            _check_json(body, here.key("json"))
-        name = _string(item.get("name", f"{method} {path}"), here.key("name"))
+            check_json(body, here.key("json"))
+        name = require_string(item.get("name", f"{method} {path}"), here.key("name"))
         if name in names:
             raise here.key("name").error(f"request name {name!r} is used twice")
         names.add(name)
@@ -539,20 +619,20 @@ def _requests(value: object, top: _Where) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-def _version(value: object, top: _Where) -> VersionSource:
+def _version(value: object, top: Where) -> VersionSource:
     where = top.section("version")
-    spec = _table(value, where)
-    _check_keys(spec, where, allowed=("header", "json"))
+    spec = require_table(value, where)
+    check_keys(spec, where, allowed=("header", "json"))
     if not spec:
         raise where.error("expected 'header' (a response header) and/or 'json' (a body field)")
     header = None
     if "header" in spec:
-        header = _string(spec["header"], where.key("header"))
+        header = require_string(spec["header"], where.key("header"))
         if not _HEADER_NAME.fullmatch(header):
             raise where.key("header").error(f"expected an HTTP header name, got {header!r}")
     json_field = None
     if "json" in spec:
-        json_field = _string(spec["json"], where.key("json"))
+        json_field = require_string(spec["json"], where.key("json"))
         if not _JSON_FIELD.fullmatch(json_field):
             raise where.key("json").error(
                 f"expected a field name, dotted for nested objects (e.g. 'build.version'), "
@@ -561,38 +641,48 @@ def _version(value: object, top: _Where) -> VersionSource:
     return VersionSource(header, json_field)
 
 
-def _variants(value: object, top: _Where) -> Mapping[str, Variant]:
+def _variants(value: object, top: Where) -> Mapping[str, Variant]:
     where = top.section("variants")
-    table = _table(value, where)
+    table = require_table(value, where)
     variants: dict[str, Variant] = {}
     for name, entry in table.items():
-        _check_name(name, where, what="variant")
+        check_name(name, where, what="variant")
         here = where.section(name)
-        spec = _table(entry, here)
-        _check_keys(spec, here, allowed=("description", "env", "containers"))
-        description = _string(spec.get("description", ""), here.key("description"), empty=True)
+        spec = require_table(entry, here)
+        check_keys(spec, here, allowed=("description", "version", "env", "containers"))
+        description = require_string(
+            spec.get("description", ""), here.key("description"), empty=True
+        )
         env = _env(spec.get("env", {}), here.key("env"), templates=False)
         containers = _containers(spec.get("containers", {}), here)
         if not env and not containers:
             raise here.error("a variant must change something: give 'env' and/or 'containers'")
+        version = None
+        if "version" in spec:
+            version = require_string(spec["version"], here.key("version"))
         variants[name] = Variant(
-            name, description, env, MappingProxyType(containers), f"{here.label}: {here}"
+            name,
+            description,
+            env,
+            MappingProxyType(containers),
+            f"{here.label}: {here}",
+            version=version,
         )
     return MappingProxyType(variants)
 
 
-def _containers(value: object, variant: _Where) -> dict[str, ContainerOverride]:
+def _containers(value: object, variant: Where) -> dict[str, ContainerOverride]:
     where = variant.key("containers")
-    table = _table(value, where)
+    table = require_table(value, where)
     overrides: dict[str, ContainerOverride] = {}
     for name, entry in table.items():
-        _check_name(name, where, what="container")
+        check_name(name, where, what="container")
         here = variant.section("containers", name)
-        spec = _table(entry, here)
-        _check_keys(spec, here, allowed=("image", "env"))
+        spec = require_table(entry, here)
+        check_keys(spec, here, allowed=("image", "env"))
         image = None
         if "image" in spec:
-            image = _string(spec["image"], here.key("image"))
+            image = require_string(spec["image"], here.key("image"))
             if not _IMAGE_REF.fullmatch(image):
                 raise here.key("image").error(f"expected an image reference, got {image!r}")
         env = _env(spec.get("env", {}), here.key("env"), templates=False)
@@ -602,15 +692,75 @@ def _containers(value: object, variant: _Where) -> dict[str, ContainerOverride]:
     return overrides
 
 
-def _backends(value: object, top: _Where) -> Mapping[str, BackendSettings]:
+def _serving(value: object, top: Where, requests: tuple[Route, ...]) -> ServingCheck:
+    if value is None:
+        first = requests[0]
+        return ServingCheck(
+            first.method, first.path, first.json_body, None, "the first [[requests]]"
+        )
+    where = top.section("serving")
+    spec = require_table(value, where)
+    check_keys(spec, where, allowed=("method", "path", "status"), required=("path",))
+    method = require_string(spec.get("method", "GET"), where.key("method")).upper()
+    if method not in ("GET", "HEAD"):
+        raise where.key("method").error(f"expected GET or HEAD, got {spec['method']!r}")
+    path = require_string(spec["path"], where.key("path"))
+    if not path.startswith("/"):
+        raise where.key("path").error(f"expected a path starting with '/', got {path!r}")
+    status = spec.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise where.key("status").error(f"expected an HTTP status code, got {status!r}")
+    return ServingCheck(method, path, None, status, f"{where.label}: {where}")
+
+
+def _prometheus(value: object, top: Where) -> tuple[str, ...]:
+    where = top.section("prometheus")
+    spec = require_table(value, where)
+    check_keys(spec, where, allowed=("addresses",))
+    if "addresses" not in spec:
+        return ()
+    addresses = require_strings(spec["addresses"], where.key("addresses"), what="URLs")
+    for index, address in enumerate(addresses):
+        parts = urllib.parse.urlsplit(address)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise (
+                where.key("addresses")
+                .key(index)
+                .error(
+                    f"expected an http(s) URL such as 'http://prometheus.monitoring:9090', "
+                    f"got {address!r}"
+                )
+            )
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise (
+                where.key("addresses")
+                .key(index)
+                .error(f"expected a server address without a path, got {address!r}")
+            )
+    return addresses
+
+
+def _experiments(value: object, top: Where) -> Mapping[str, Mapping[str, Any]]:
+    # Each experiment is validated when it is collected, so that one bad table is one
+    # collection error and the others still run.
+    where = top.section("experiments")
+    spec = require_table(value, where)
+    experiments: dict[str, Mapping[str, Any]] = {}
+    for name, entry in spec.items():
+        check_name(name, where, what="experiment")
+        experiments[name] = MappingProxyType(require_table(entry, where.section(name)))
+    return MappingProxyType(experiments)
+
+
+def _backends(value: object, top: Where) -> Mapping[str, BackendSettings]:
     where = top.section("backends")
-    table = _table(value, where)
-    _check_keys(table, where, allowed=BACKEND_NAMES)
+    table = require_table(value, where)
+    check_keys(table, where, allowed=BACKEND_NAMES)
     backends: dict[str, BackendSettings] = {}
     for name in BACKEND_NAMES:
         here = where.section(name)
-        spec = _table(table.get(name, {}), here)
-        _check_keys(spec, here, allowed=("env",))
+        spec = require_table(table.get(name, {}), here)
+        check_keys(spec, here, allowed=("env",))
         env = _env(spec.get("env", {}), here.key("env"), templates=name == "local")
         backends[name] = BackendSettings(name, env, f"{here.label}: {here}")
     return MappingProxyType(backends)
@@ -619,141 +769,29 @@ def _backends(value: object, top: _Where) -> Mapping[str, BackendSettings]:
 # --- value checks --------------------------------------------------------------------------
 
 
-class _Where:
-    """A position in the config, rendered as ``[table.sub].key[0].key`` for error messages."""
-
-    def __init__(
-        self, label: str, section: tuple[str, ...], keys: tuple[str | int, ...] = ()
-    ) -> None:
-        self.label = label
-        self._section = section
-        self._keys = keys
-
-    def section(self, *names: str) -> _Where:
-        return _Where(self.label, self._section + names, self._keys)
-
-    def key(self, key: str | int) -> _Where:
-        return _Where(self.label, self._section, (*self._keys, key))
-
-    def error(self, message: str) -> ConfigError:
-        where = str(self)
-        return ConfigError(
-            f"{self.label}: {where}: {message}" if where else f"{self.label}: {message}"
-        )
-
-    def __str__(self) -> str:
-        keys = "".join(f"[{k}]" if isinstance(k, int) else f".{_toml_key(k)}" for k in self._keys)
-        if self._section:
-            return f"[{'.'.join(_toml_key(name) for name in self._section)}]{keys}"
-        return keys.removeprefix(".")
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
-
-
-def _toml_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, datetime.datetime):
-        return "datetime"
-    if isinstance(value, datetime.date):
-        return "date"
-    if isinstance(value, datetime.time):
-        return "time"
-    return type(value).__name__
-
-
-def _check_keys(
-    table: Mapping[str, Any],
-    where: _Where,
-    *,
-    allowed: Iterable[str],
-    required: Iterable[str] = (),
-) -> None:
-    allowed = tuple(allowed)
-    for key in table:
-        if key not in allowed:
-            raise where.error(f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
-    for key in required:
-        if key not in table:
-            raise where.error(f"missing required key {key!r}")
-
-
-def _check_name(name: str, where: _Where, *, what: str) -> None:
-    if len(name) > 63 or not _NAME.fullmatch(name):
-        raise where.error(
-            f"{what} name {name!r}: expected lowercase letters, digits and '-' "
-            "(at most 63, starting and ending with a letter or digit)"
-        )
-
-
-def _table(value: object, where: _Where, *, expected: str = "a table") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise where.error(f"expected {expected}, got {_toml_type(value)}")
-    return value
-
-
-def _string(value: object, where: _Where, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise where.error(f"expected a string, got {_toml_type(value)}")
-    if not empty and not value:
-        raise where.error("expected a non-empty string")
-    return value
-
-
-def _strings(
-    value: object, where: _Where, *, what: str, empty_items: bool = False
-) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise where.error(f"expected an array of {what}, got {_toml_type(value)}")
-    if not value:
-        raise where.error(f"expected at least one of {what}")
-    return tuple(
-        _string(item, where.key(index), empty=empty_items) for index, item in enumerate(value)
-    )
-
-
-def _directory(value: object, where: _Where, root: Path) -> Path:
-    text = _string(value, where)
+def _directory(value: object, where: Where, root: Path) -> Path:
+    text = require_string(value, where)
     path = root / text
     if not path.is_dir():
         raise where.error(f"directory {text!r} not found (relative to {display_path(root)})")
     return path
 
 
-def _env(value: object, where: _Where, *, templates: bool) -> Mapping[str, str]:
-    table = _table(value, where)
+def _env(value: object, where: Where, *, templates: bool) -> Mapping[str, str]:
+    table = require_table(value, where)
     env: dict[str, str] = {}
     for name, text in table.items():
         if not _ENV_NAME.fullmatch(name):
             raise where.error(
                 f"{name!r} is not an environment variable name (letters, digits, '_', '-', '.')"
             )
-        env[name] = _string(text, where.key(name), empty=True)
+        env[name] = require_string(text, where.key(name), empty=True)
         if templates:
             _check_template(env[name], where.key(name))
     return MappingProxyType(env)
 
 
-def _check_json(value: object, where: _Where) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise where.error(f"expected a JSON value: {exc}") from exc
-
-
-def _check_template(text: str, where: _Where) -> None:
+def _check_template(text: str, where: Where) -> None:
     for match in _TEMPLATE_TOKEN.finditer(text):
         token = match.group(0)
         if token in ("{{", "}}"):

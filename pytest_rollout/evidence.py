@@ -41,9 +41,9 @@ class Evidence:
     verdict: str | None = None
     message: str = ""
     headline: str = ""
-    """One line for the report's index, e.g. ``bad share 3.1% <= 5% (90 of 2,877 requests)``."""
+    """One line for the report's index: the number that decided."""
     kind: str | None = None
-    """What kind of experiment this is (``canary-containment``, ``readiness-probe``, ...)."""
+    """The declarative kind the experiment ran, if any."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.experiment):
@@ -67,7 +67,7 @@ class Evidence:
             "message": self.message,
             "headline": self.headline,
             "kind": self.kind,
-            "metrics": _jsonable(self.metrics),
+            "metrics": jsonable(self.metrics),
             "events": list(self.events),
         }
 
@@ -112,12 +112,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON has no NaN/Infinity: write them as strings rather than emit invalid JSON."""
+def jsonable(value: Any) -> Any:
+    """A copy of ``value`` that JSON can hold: JSON has no NaN or Infinity, so a number that
+    was not measured (NaN) or not finite is written as null."""
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return None
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
     return value

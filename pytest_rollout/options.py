@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 BACKENDS = ("local", "kube")
 
 
@@ -88,22 +86,36 @@ class RolloutOptions:
     keep_cluster: bool = False
     kind_cluster: str | None = None
 
+    @property
+    def uses_existing_cluster(self) -> bool:
+        """kube backend: an existing cluster (a kubeconfig or context) rather than kind."""
+        return self.kubeconfig is not None or self.context is not None
+
     @classmethod
-    def from_config(cls, config: pytest.Config) -> RolloutOptions:
-        base = Path(config.invocation_params.dir)
-        report = Path(config.getoption("rollout_report"))
-        explicit = config.getoption("rollout_config")
+    def resolve(
+        cls,
+        *,
+        base: Path,
+        backend: str,
+        report: Path,
+        config: Path | None,
+        endpoint_delay: float,
+        kubeconfig: Path | None,
+        context: str | None,
+        keep_cluster: bool,
+        kind_cluster: str | None,
+    ) -> RolloutOptions:
+        """The options with every path made absolute against ``base`` (where pytest was
+        invoked), so that a change of directory later changes nothing."""
         return cls(
-            backend=config.getoption("rollout_backend"),
+            backend=backend,
             report=report if report.is_absolute() else base / report,
-            config=None
-            if explicit is None
-            else (explicit if explicit.is_absolute() else base / explicit),
-            endpoint_delay=config.getoption("rollout_endpoint_delay"),
-            kubeconfig=_absolute(config.getoption("rollout_kubeconfig"), base),
-            context=config.getoption("rollout_context"),
-            keep_cluster=config.getoption("rollout_keep_cluster"),
-            kind_cluster=config.getoption("rollout_kind_cluster"),
+            config=_absolute(config, base),
+            endpoint_delay=endpoint_delay,
+            kubeconfig=_absolute(kubeconfig, base),
+            context=context,
+            keep_cluster=keep_cluster,
+            kind_cluster=kind_cluster,
         )
 
 

@@ -46,7 +46,7 @@ class ProgressSnapshot:
     """the newest AnalysisRun's phase"""
 
     def state(self) -> tuple[object, ...]:
-        """What a change of is worth a line of its own."""
+        """The fields whose change is worth a line of its own."""
         return (
             self.experiment,
             self.phase,
@@ -73,12 +73,21 @@ def describe(snapshot: ProgressSnapshot) -> str:
     return " | ".join(parts)
 
 
-class ProgressSink(Protocol):
-    """Where the progress goes: one line rewritten in place, or new lines."""
+class ProgressOutput(Protocol):
+    """Where the reporter writes: one line rewritten in place, or new lines."""
 
     def rewrite(self, line: str) -> None: ...
 
     def line(self, line: str) -> None: ...
+
+
+class ProgressSink(Protocol):
+    """What the release runner reports to: :class:`ProgressReporter`, or anything else that
+    takes snapshots."""
+
+    def update(self, snapshot: ProgressSnapshot) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ProgressReporter:
@@ -86,14 +95,14 @@ class ProgressReporter:
 
     def __init__(
         self,
-        sink: ProgressSink | None,
+        output: ProgressOutput | None,
         mode: Mode,
         *,
         clock: Callable[[], float] = time.monotonic,
         interval: float = REDRAW_INTERVAL,
     ) -> None:
-        self.mode: Mode = mode if sink is not None else "off"
-        self._sink = sink
+        self.mode: Mode = mode if output is not None else "off"
+        self._output = output
         self._clock = clock
         self._interval = interval
         self._lock = threading.Lock()
@@ -113,16 +122,16 @@ class ProgressReporter:
             self.last = snapshot
             changed = snapshot.state() != self._state
             self._state = snapshot.state()
-            if self._sink is None or self.mode == "off":
+            if self._output is None or self.mode == "off":
                 return
             elapsed = f"+{now - self._started:.0f}s"
             if self.mode == "lines":
                 if changed:
-                    self._sink.line(f"rollout {elapsed} {describe(snapshot)}")
+                    self._output.line(f"rollout {elapsed} {describe(snapshot)}")
                 return
             due = self._drawn_at is None or now - self._drawn_at >= self._interval
             if changed or due:
-                self._sink.rewrite(f"rollout {elapsed} {describe(snapshot)}")
+                self._output.rewrite(f"rollout {elapsed} {describe(snapshot)}")
                 self._drawn_at = now
 
     def close(self) -> None:

@@ -347,6 +347,7 @@ class PromClient:
             what=f"Prometheus at {self.url} to be ready (GET /-/ready answering 200)",
             timeout=timeout,
             interval=0.05,
+            retry_on=PrometheusError,
         )
 
     # -- queries -----------------------------------------------------------------------------
@@ -426,7 +427,9 @@ class PromClient:
         condition = " matching the predicate" if predicate is not None else ""
         what = f"Prometheus at {self.url} to return data{condition} for {promql!r}"
         try:
-            outcome = wait_for(probe, what=what, timeout=timeout, interval=interval)
+            outcome = wait_for(
+                probe, what=what, timeout=timeout, interval=interval, retry_on=PrometheusError
+            )
         except WaitTimeout as exc:
             if not last:
                 raise

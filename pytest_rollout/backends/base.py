@@ -6,20 +6,64 @@ Experiments are written against these protocols only, so the same test runs on `
 
 from __future__ import annotations
 
-import re
-import secrets
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
 
-from pytest_rollout.config import TargetConfig, Variant
-from pytest_rollout.errors import ConfigError
-from pytest_rollout.manifests import Manifest
-from pytest_rollout.options import RolloutOptions
+from pytest_rollout.errors import RolloutError
 
-_MAX_NAMESPACE = 63
-_SUFFIX = 6
+if TYPE_CHECKING:
+    from pytest_rollout.config import Variant
+    from pytest_rollout.manifests import Manifest
+
+
+@dataclass(frozen=True)
+class RollbackAllowance:
+    """Seconds a backend's data plane may take, after the abort event's recorded time, to send
+    nothing more to the canary: the sum of ``parts``, each a delay the backend documents
+    (``docs/local-backend.md``, ``docs/kube-backend.md``), by name."""
+
+    seconds: float
+    parts: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        parts = {str(name): float(value) for name, value in self.parts.items()}
+        bad = {name: value for name, value in parts.items() if not value >= 0}
+        if bad or not parts:
+            raise RolloutError(f"rollback allowance parts must be >= 0 seconds, got {parts}")
+        if not math.isclose(self.seconds, sum(parts.values()), abs_tol=1e-9):
+            raise RolloutError(
+                f"rollback allowance {self.seconds} s is not the sum of its parts {parts}"
+            )
+        object.__setattr__(self, "parts", MappingProxyType(parts))
+
+    @classmethod
+    def of(cls, parts: Mapping[str, float]) -> RollbackAllowance:
+        return cls(sum(parts.values()), parts)
+
+    def to_json(self) -> dict[str, object]:
+        """``{"seconds": 2.2, "parts": {"router_apply": 0.2, ...}}`` for a report."""
+        return {"seconds": round(self.seconds, 6), "parts": dict(self.parts)}
+
+    def describe(self) -> str:
+        """``2.2 s (event_time_resolution 1 s + endpoint_propagation 1 s + router_apply 0.2 s)``."""
+        terms = " + ".join(f"{name} {value:g} s" for name, value in self.parts.items())
+        return f"{self.seconds:g} s ({terms})"
+
+
+@dataclass(frozen=True)
+class ResourceSample:
+    """A namespace's pods at one instant: how many are Ready, how many not (starting or
+    terminating), and the memory their processes hold, in bytes (total and by pod)."""
+
+    t: float
+    ready: int
+    not_ready: int
+    memory_bytes: int
+    per_pod: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -35,6 +79,30 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class MeasurementView:
+    """One measurement of a metric, as Argo's ``Measurement``. Times are epoch seconds."""
+
+    phase: str
+    started_at: float | None
+    finished_at: float | None
+    value: str
+    """Argo's text of the result (``[0.012]``, ``0.5``), empty when there is none."""
+    message: str
+
+
+@dataclass(frozen=True)
+class MetricView:
+    """One metric of an AnalysisRun: its phase, its resolved conditions and measurements."""
+
+    name: str
+    phase: str
+    message: str
+    success_condition: str
+    failure_condition: str
+    measurements: tuple[MeasurementView, ...]
+
+
+@dataclass(frozen=True)
 class AnalysisRunView:
     """An AnalysisRun as ``status`` shows it: phase, message, and each metric's phase."""
 
@@ -42,6 +110,8 @@ class AnalysisRunView:
     phase: str
     message: str
     metric_phases: Mapping[str, str]
+    metrics: tuple[MetricView, ...] = ()
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +157,10 @@ class Namespace(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        """The backend's allowance between an abort and the data plane applying it."""
+
     def apply(self, manifests: Iterable[Manifest]) -> None:
         """Create the objects (kubectl apply)."""
 
@@ -96,14 +170,20 @@ class Namespace(Protocol):
     def rollout(self, name: str) -> RolloutHandle:
         """The handle of Rollout ``name``."""
 
-    def wait_rolled_out(self, workload: str, *, timeout: float) -> object:
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> None:
         """Wait until every replica runs the current template and is available."""
 
     def route_url(self, route: str) -> str:
         """The client-facing URL of an HTTPRoute."""
 
+    def events(self) -> list[EventView]:
+        """The namespace's events (every object's), oldest first."""
+
     def event_lines(self) -> list[str]:
         """The namespace's events, oldest first, one line each."""
+
+    def resources(self) -> ResourceSample:
+        """The namespace's pods and their memory now."""
 
     def capture(self, destination: Path) -> None:
         """Write pod logs and events under ``destination`` (evidence of a failed test)."""
@@ -122,25 +202,9 @@ class Cluster(Protocol):
     def describe(self) -> str:
         """One line for the report: what runs where."""
 
+    def prometheus_url(self) -> str:
+        """The base URL of the cluster's Prometheus, reachable from this machine."""
 
-def open_cluster(options: RolloutOptions, workdir: Path, target: TargetConfig) -> Cluster:
-    """Start the cluster of the chosen backend."""
-    if options.backend == "local":
-        from pytest_rollout.backends.local.cluster import LocalCluster
-
-        return LocalCluster(workdir, target, propagation_delay=options.endpoint_delay).start()
-    if options.backend == "kube":
-        from pytest_rollout.backends.kube.cluster import open_kube_cluster
-
-        return open_kube_cluster(options, workdir, target)
-    raise ConfigError(
-        f"--rollout-backend={options.backend}: unknown backend (allowed: local, kube)"
-    )
-
-
-def namespace_name(test_name: str) -> str:
-    """A DNS-1123 label for a test's namespace: the test's name, shortened, plus a random
-    suffix so that reruns and xdist workers never collide."""
-    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-") or "test"
-    slug = slug[: _MAX_NAMESPACE - _SUFFIX - 1].rstrip("-")
-    return f"{slug}-{secrets.token_hex(_SUFFIX // 2)}"
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        """The backend's allowance between an abort and the data plane applying it."""

@@ -1,20 +1,19 @@
-"""Wall-clock epoch timestamps that never go backwards within a run."""
+"""The load generator's clock: the run's one time base (:mod:`pytest_rollout.clock`)."""
 
 from __future__ import annotations
 
 import time
 
+from pytest_rollout import clock as run_clock
+
 
 class Clock:
-    """Epoch seconds derived from a monotonic base.
+    """Epoch seconds derived from a monotonic base: by default the run's own time base, so
+    request times compare directly with backend events and experiment instants."""
 
-    The wall clock is read once; every later reading is that instant plus the monotonic time
-    elapsed since, so an NTP step during a run cannot reorder or stretch recorded times.
-    """
-
-    def __init__(self) -> None:
-        self._wall0 = time.time()
-        self._mono0 = time.monotonic()
+    def __init__(self, wall0: float | None = None, mono0: float | None = None) -> None:
+        self._wall0 = run_clock.WALL0 if wall0 is None else wall0
+        self._mono0 = run_clock.MONO0 if mono0 is None else mono0
 
     @staticmethod
     def monotonic() -> float:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 import time
@@ -90,6 +91,10 @@ def render_experiment(directory: Path) -> RenderedExperiment:
     experiment = Experiment(experiment.directory, summary, runs)
     page = directory / INDEX
     page.write_text(pages.experiment_page(experiment, shown, traffic, files))
+    # A figure is a web of reference cycles: collect it now, between experiments, rather than
+    # in a full collection while the next experiment's load generator keeps its schedule.
+    del figure
+    gc.collect()
     return RenderedExperiment(
         name=directory.name,
         verdict=summary.verdict,

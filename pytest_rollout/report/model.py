@@ -8,15 +8,14 @@ The format is the one the experiments write (see :mod:`pytest_rollout.evidence`)
     DIR/<experiment>/<run>.csv      the traffic log of a run
 
 Every reader raises :class:`ReportDataError` naming the file and the field that is wrong.
-:func:`write_timeline` writes ``timeline.json`` from the same objects.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,38 +127,6 @@ class Experiment:
     @property
     def name(self) -> str:
         return self.directory.name
-
-
-# -- writing -------------------------------------------------------------------------------
-
-
-def write_timeline(path: Path, runs: Iterable[RunTimeline]) -> Path:
-    """Write ``timeline.json`` for ``runs``, in the format :func:`read_timeline` reads."""
-    data = {"runs": [_run_data(run) for run in runs]}
-    path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
-    return path
-
-
-def _run_data(run: RunTimeline) -> dict[str, Any]:
-    return {
-        "label": run.label,
-        "traffic": run.traffic,
-        "released_at": run.released_at,
-        "status": [asdict(sample) for sample in run.status],
-        "analysis": [asdict(m) for m in run.analysis],
-        "events": [_event_data(event) for event in run.events],
-        "window": {
-            "blast_radius": list(run.blast_radius) if run.blast_radius else None,
-            "rollback_at": run.rollback_at,
-        },
-        "resources": [asdict(point) for point in run.resources],
-        "strategy": run.strategy,
-    }
-
-
-def _event_data(event: EventView) -> dict[str, Any]:
-    data = asdict(event)
-    return {"t": data.pop("timestamp"), **data}
 
 
 # -- reading -------------------------------------------------------------------------------

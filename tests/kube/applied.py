@@ -17,7 +17,7 @@ ARCHITECTURES = ("amd64", "arm64")
 
 
 def target() -> TargetConfig:
-    return load_target_config(REPO)
+    return load_target_config([REPO])
 
 
 def install_objects() -> Iterator[tuple[str, KubeObject]]:

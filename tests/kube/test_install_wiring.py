@@ -3,6 +3,7 @@ credentials, the plugin registration and Prometheus's configuration."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from pytest_rollout.backends.kube.resources import KubeObject
 from pytest_rollout.errors import ConfigError
 from tests.kube import applied
 
-FIXTURES = resources.fixtures_dir()
+FIXTURES = resources.data_dir()
 
 
 def _objects(arch: str = "amd64") -> dict[tuple[str, str], KubeObject]:
@@ -217,6 +218,39 @@ def test_every_placeholder_is_pinned_and_every_image_comes_from_versions() -> No
     for image in pinned:
         assert ":" in image.rpartition("/")[2], image
         assert not image.endswith(":latest"), image
+
+
+UNVERIFIED_DIGESTS = {versions.PROMETHEUS_IMAGE}
+"""Images whose digest no upstream source states (versions.py says why); pinned by tag."""
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def test_images_are_pinned_by_digest_where_one_is_verified() -> None:
+    images = [versions.TRAEFIK_IMAGE, versions.PROMETHEUS_IMAGE, versions.POSTGRES_IMAGE]
+    for image in images:
+        if image in UNVERIFIED_DIGESTS:
+            assert "@" not in image, image
+        else:
+            assert _DIGEST.search(image), image
+    assert f":{versions.TRAEFIK}@" in versions.TRAEFIK_IMAGE
+    assert f":{versions.POSTGRES}-alpine@" in versions.POSTGRES_IMAGE
+
+
+@pytest.mark.parametrize("arch", applied.ARCHITECTURES)
+def test_a_pinned_plugin_checksum_reaches_argo_rollouts(
+    arch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (entry,) = yaml.safe_load(versions.traffic_router_plugins(arch))
+    assert "sha256" not in entry, "no checksum is verified upstream (versions.py)"
+    checksum = "ab" * 32
+    monkeypatch.setattr(versions, "GATEWAY_API_PLUGIN_SHA256", {arch: checksum})
+    configmap = _objects(arch)[("ConfigMap", "argo-rollouts-config")]
+    (entry,) = yaml.safe_load(configmap["data"]["trafficRouterPlugins"])
+    assert entry == {
+        "name": versions.GATEWAY_API_PLUGIN_NAME,
+        "location": versions.gateway_api_plugin_url(arch),
+        "sha256": checksum,
+    }
 
 
 def test_an_unknown_placeholder_is_an_error() -> None:

@@ -18,9 +18,9 @@ from pytest_rollout.backends.kube.namespace import KubeNamespace
 from pytest_rollout.backends.kube.plan import plan_install
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.errors import RolloutError
-from pytest_rollout.experiments import wait_serving
 from pytest_rollout.load import BackgroundLoad
 from pytest_rollout.options import RolloutOptions
+from pytest_rollout.release import wait_serving
 
 WORKLOAD = "reference-service"
 RATE = 40.0
@@ -58,7 +58,7 @@ def _deploy(namespace: KubeNamespace, target: TargetConfig) -> str:
     namespace.apply(target.load_manifests("bad-canary"))
     namespace.wait_rolled_out(WORKLOAD, timeout=300)
     url = namespace.route_url(WORKLOAD)
-    wait_serving(url + "/", timeout=60)
+    wait_serving(url, target.serving, timeout=60)
     return url
 
 

@@ -16,9 +16,10 @@ from pytest_rollout.backends.kube.plan import (
     ApplyUrl,
     BuildImage,
     ClusterState,
-    LoadImages,
+    LoadImageArchive,
     Operation,
     RestartDeployment,
+    SaveImages,
     WaitCondition,
     WaitCrds,
     WaitDeployment,
@@ -46,8 +47,8 @@ def _applies(operations: tuple[Operation, ...]) -> list[ApplyObjects | ApplyUrl]
 def test_a_new_cluster_gets_everything_in_dependency_order() -> None:
     result = plan.plan_install(_fresh(), managed=True)
     assert result.applied == (
-        "gateway-api",
         "rollout-system",
+        "gateway-api",
         "traefik",
         "argo-rollouts",
         "prometheus",
@@ -220,14 +221,12 @@ def test_commands_are_server_side_applies_and_bounded_waits() -> None:
     assert _argv(BuildImage(("a:1", "a:dev"), Path("/ctx"), Path("/ctx/Dockerfile"))) == [
         "docker", "build", "-f", "/ctx/Dockerfile", "-t", "a:1", "-t", "a:dev", "/ctx",
     ]  # fmt: skip
-    assert _argv(LoadImages("x", ("a:1",))) == [
-        "kind",
-        "load",
-        "docker-image",
-        "a:1",
-        "--name",
-        "x",
-    ]
+    assert _argv(SaveImages(("a:1", "a:dev"), Path("/w/images-x.tar"), "linux/arm64")) == [
+        "docker", "save", "--platform", "linux/arm64", "-o", "/w/images-x.tar", "a:1", "a:dev",
+    ]  # fmt: skip
+    assert _argv(LoadImageArchive("x", Path("/w/images-x.tar"))) == [
+        "kind", "load", "image-archive", "/w/images-x.tar", "--name", "x",
+    ]  # fmt: skip
 
 
 def test_applied_yaml_round_trips() -> None:
@@ -242,18 +241,25 @@ def test_applied_yaml_round_trips() -> None:
 # --- images ------------------------------------------------------------------------------------
 
 
-def test_the_reference_image_is_built_once_and_loaded_into_kind() -> None:
+@pytest.mark.parametrize("arch", applied.ARCHITECTURES)
+def test_the_reference_image_is_built_once_and_loaded_into_kind_as_an_archive(
+    arch: str, tmp_path: Path
+) -> None:
     target = applied.target()
-    operations = images.plan_images(target, kind_cluster="pytest-rollout")
-    build, load = operations
+    operations = images.plan_images(
+        target, kind_cluster="pytest-rollout", arch=arch, workdir=tmp_path
+    )
+    build, save, load = operations
     assert isinstance(build, BuildImage)
-    assert isinstance(load, LoadImages)
     assert build.tags == ("pytest-rollout/reference-service:dev",)
     run = target.image("pytest-rollout/reference-service:dev")
     assert run.build is not None
     assert (build.context, build.dockerfile) == (run.build.context, run.build.dockerfile)
-    assert load == LoadImages("pytest-rollout", build.tags)
-    assert images.plan_images(target, kind_cluster=None) == [build]
+    # Only the nodes' platform goes into the archive: it imports with either image store.
+    assert save == SaveImages(build.tags, tmp_path / "images-pytest-rollout.tar", f"linux/{arch}")
+    assert load == LoadImageArchive("pytest-rollout", save.archive)
+    unloaded = images.plan_images(target, kind_cluster=None, arch=arch, workdir=tmp_path)
+    assert unloaded == [build]
 
 
 def test_image_references_cover_init_containers_and_variant_images() -> None:

@@ -121,7 +121,10 @@ def test_an_unreachable_kubeconfig_fails_with_one_line(project: pytest.Pytester)
     )  # fmt: skip
     where = f"kubeconfig {config} (context ci)"
     result.stdout.fnmatch_lines(
-        [f"rollout: kube: existing cluster from {where} (reused, never deleted)"]
+        [
+            "rollout: pytest-rollout *, kubernetes the existing cluster's, argo-rollouts *",
+            f"rollout: kube: existing cluster from {where} (reused, never deleted)",
+        ]
     )
     _assert_one_line_failure(
         result,
@@ -138,6 +141,13 @@ def test_the_header_says_a_kind_cluster_will_be_created_or_reused(
     image = versions.KIND_NODE_IMAGES[versions.DEFAULT_KUBERNETES].partition("@")[0]
     expected = f"will be created ({image}); deleted after the run"
     result.stdout.fnmatch_lines([f"rollout: kube: kind cluster 'pytest-rollout' {expected}"])
+    # The cluster's versions, not the local backend's HAProxy and Prometheus.
+    runs = (
+        f"kubernetes {image.rpartition(':')[2]}, argo-rollouts {versions.ARGO_ROLLOUTS}, "
+        f"gatewayapi-plugin {versions.GATEWAY_API_PLUGIN}, traefik {versions.TRAEFIK}, python "
+    )
+    result.stdout.fnmatch_lines([f"rollout: pytest-rollout *, backend=kube, *{runs}*"])
+    assert "haproxy" not in result.stdout.str()
     result = project.runpytest(
         "--rollout-backend=kube", "--rollout-keep-cluster", "--rollout-kind-cluster=ci-1",
         "--collect-only",

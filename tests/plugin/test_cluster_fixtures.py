@@ -79,14 +79,14 @@ def test_each_xdist_worker_runs_its_own_cluster(pytester: pytest.Pytester) -> No
 import os
 
 import httpx
-from pytest_rollout.experiments import wait_serving
+from pytest_rollout import wait_serving
 import pytest
 
 
 @pytest.mark.parametrize("n", range(4))
 def test_deploys(rollout_namespace, rollout_target, n):
     url = deploy(rollout_namespace, rollout_target)
-    wait_serving(url + "/")
+    wait_serving(url, rollout_target.serving)
     assert httpx.get(url + "/").status_code == 200
     print("worker", os.environ["PYTEST_XDIST_WORKER"], "url", url)
 """,

@@ -43,6 +43,8 @@ spec:
   template:
     metadata:
       labels: {app: greeter}
+      # Discovered and scraped (its JSON is no metrics page: up == 0, which still shows it).
+      annotations: {prometheus.io/scrape: "true"}
     spec:
       containers:
         - name: web
@@ -87,30 +89,30 @@ weight = 1
 json = "build.release"
 
 [tool.pytest-rollout.variants.two]
+version = "two"
 env = { GREETER_VERSION = "two" }
 """
 
 TEST = """
-from pytest_rollout._wait import wait_for
-from pytest_rollout.experiments import wait_serving
+import pytest
+from pytest_rollout import Experiment
 
 
-def test_release_reaches_every_client(rollout_namespace, rollout_target, rollout_load):
-    rollout_namespace.apply(rollout_target.load_manifests())
-    rollout_namespace.wait_rolled_out("greeter", timeout=30)
-    url = rollout_namespace.route_url("greeter")
-    wait_serving(url + "/hello")
-    before = rollout_load(url, rate=50, duration=1).wait()
-    assert before.by_version() == {"one": 50}, before.summary()
-    rollout_namespace.release("greeter", rollout_target.variant("two"))
-    rollout_namespace.wait_rolled_out("greeter", timeout=30)
-    wait_for(
-        lambda: rollout_load(url, rate=50, duration=0.4).wait().by_version() == {"two": 20},
-        what="every request to be served by release two",
-        timeout=15,
-    )
-    events = "\\n".join(rollout_namespace.event_lines())
-    assert "Scaled up replica set greeter-" in events
+@pytest.mark.rollout(name="greeter-release")
+def test_release_reaches_every_client(rollout: Experiment) -> None:
+    run = rollout.release("two", rate=50, tail=5)
+    run.assert_load_held()
+    run.assert_no_errors()
+    run.assert_completed()
+    assert run.stable_versions == {"one"}
+    assert any("Scaled up replica set greeter-" in e.message for e in run.events)
+
+
+def test_the_clusters_prometheus_scrapes_the_pods(rollout, rollout_prometheus) -> None:
+    rollout.release("two", rate=20, tail=5)
+    namespace = rollout.namespaces[0].name
+    up = rollout_prometheus.wait_for_data(f'up{{namespace="{namespace}"}}', timeout=30)
+    assert all(sample.labels["pod"].startswith("greeter-") for sample in up), up
 """
 
 
@@ -126,4 +128,5 @@ def make_greeter_project(pytester: pytest.Pytester, test_source: str = TEST) -> 
 def test_a_foreign_service_runs_by_config_only(pytester: pytest.Pytester) -> None:
     make_greeter_project(pytester)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "--rollout-report", "report")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "report" / "greeter-release" / "timeline.json").is_file()

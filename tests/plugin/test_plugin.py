@@ -26,7 +26,7 @@ def test_marker_is_registered_and_selects_experiments(pytester: pytest.Pytester)
         """
     )
     markers = pytester.runpytest_subprocess("--markers")
-    markers.stdout.fnmatch_lines(["@pytest.mark.rollout: a rollout-safety experiment*"])
+    markers.stdout.fnmatch_lines(["@pytest.mark.rollout(name=None): a rollout-safety experiment*"])
     selected = pytester.runpytest_subprocess("-m", "rollout", "--strict-markers")
     selected.assert_outcomes(passed=1, deselected=1)
 
@@ -36,7 +36,7 @@ def test_report_header_names_backend_and_tool_versions(pytester: pytest.Pytester
     result = pytester.runpytest_subprocess("--rollout-report", "evidence")
     result.stdout.re_match_lines(
         [
-            r"rollout: pytest-rollout \S+, backend=local, report=\S*evidence, "
+            r"rollout: pytest-rollout \S+, backend=local, report=\S*evidence, config=none, "
             r"endpoint-delay=1s, haproxy (\S+|not installed), "
             r"prometheus (\S+|not installed), python \S+"
         ]

@@ -14,7 +14,6 @@ from pytest_rollout.report.model import (
     read_session,
     read_summary,
     read_timeline,
-    write_timeline,
 )
 from tests.report.sample_report import RELEASED_AT, bad_canary, full_report, write_summary
 
@@ -133,9 +132,3 @@ def test_experiment_without_timeline_has_no_runs(tmp_path: Path) -> None:
     experiment = read_experiment(tmp_path / "old")
     assert experiment.runs == ()
     assert experiment.name == "old"
-
-
-def test_written_timeline_reads_back_the_same(tmp_path: Path) -> None:
-    runs = read_experiment(bad_canary(tmp_path)).runs
-    again = read_timeline(write_timeline(tmp_path / "again.json", runs))
-    assert again == runs

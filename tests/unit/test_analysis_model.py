@@ -71,7 +71,7 @@ def test_the_projects_templates_load_with_their_args_and_metrics() -> None:
     for path in sorted(FIXTURES.glob("analysis-*.yaml")):
         (manifest,) = load_manifest_file(path)
         loaded[manifest.name] = AnalysisTemplate.from_manifest(manifest)
-    assert sorted(loaded) == ["checkout-success", "error-rate", "smoke-check"]
+    assert sorted(loaded) == ["checkout-success", "error-rate", "latency-p99", "smoke-check"]
     error_rate = loaded["error-rate"]
     assert [(a.name, a.value) for a in error_rate.args] == [
         ("namespace", None),

@@ -69,7 +69,7 @@ def error(text: str, name: str = "rollout.toml") -> str:
 
 
 def test_the_repository_config_loads_with_every_release_variant() -> None:
-    config = load_target_config(REPO)
+    config = load_target_config([REPO])
     assert config.source == REPO / "rollout.toml"
     assert {"good", "slow-boot", "bad", "checkout-broken", "smoke-fail"} <= set(config.variants)
     assert set(config.manifest_sets) == {
@@ -101,8 +101,8 @@ def test_rollout_toml_wins_over_pyproject(tmp_path: Path) -> None:
         "[tool.pytest-rollout]\nmanifests = []\n",
         "pyproject.toml",
     )
-    assert find_config_file(tmp_path) == tmp_path / "rollout.toml"
-    assert load_target_config(tmp_path).source.name == "rollout.toml"
+    assert find_config_file([tmp_path]) == tmp_path / "rollout.toml"
+    assert load_target_config([tmp_path]).source.name == "rollout.toml"
 
 
 def test_pyproject_table_is_used_without_rollout_toml(tmp_path: Path) -> None:
@@ -112,32 +112,43 @@ def test_pyproject_table_is_used_without_rollout_toml(tmp_path: Path) -> None:
         "[[requests]]", "[[tool.pytest-rollout.requests]]"
     ).replace("[version]", "[tool.pytest-rollout.version]")
     write(text, "pyproject.toml")
-    config = load_target_config(tmp_path)
+    config = load_target_config([tmp_path])
     assert config.source == tmp_path / "pyproject.toml"
     assert config.manifest_paths() == (tmp_path / "k8s" / "app.yaml",)
 
 
 def test_pyproject_without_the_table_is_no_config(tmp_path: Path) -> None:
     write("[project]\nname = 'shop'\n", "pyproject.toml")
-    assert find_config_file(tmp_path) is None
+    assert find_config_file([tmp_path]) is None
     with pytest.raises(ConfigError) as caught:
-        load_target_config(tmp_path)
+        load_target_config([tmp_path])
     assert str(caught.value) == (
-        f"no target config in {tmp_path}: write rollout.toml there or add a "
-        "[tool.pytest-rollout] table to its pyproject.toml"
+        f"no target config found from {tmp_path} (or their parents): write rollout.toml there "
+        "or add a [tool.pytest-rollout] table to pyproject.toml, or pass --rollout-config PATH"
     )
+
+
+def test_the_nearest_config_above_a_start_wins(tmp_path: Path) -> None:
+    write(MINIMAL)
+    nested = tmp_path / "services" / "shop" / "tests"
+    nested.mkdir(parents=True)
+    assert find_config_file([nested]) == tmp_path / "rollout.toml"
+    write(MINIMAL, "services/shop/rollout.toml")
+    assert find_config_file([nested]) == tmp_path / "services" / "shop" / "rollout.toml"
+    # The first start that finds one wins: the invocation directory before the rootdir.
+    assert find_config_file([tmp_path, nested]) == tmp_path / "rollout.toml"
 
 
 def test_an_explicit_file_wins_and_must_exist(tmp_path: Path) -> None:
     write(MINIMAL)
     other = write(MINIMAL.replace('"X-Version"', '"X-Build"'), "target.toml")
-    other_config = load_target_config(tmp_path, explicit=other.resolve())
+    other_config = load_target_config([tmp_path], explicit=other.resolve())
     assert other_config.version.header == "X-Build"
     with pytest.raises(ConfigError, match=r"^nope\.toml: target config file not found$"):
-        load_target_config(tmp_path, explicit=Path("nope.toml"))
+        load_target_config([tmp_path], explicit=Path("nope.toml"))
     write("[project]\n", "ci/pyproject.toml")
     with pytest.raises(ConfigError, match=r"^ci/pyproject\.toml: no \[tool\.pytest-rollout\]"):
-        load_target_config(tmp_path, explicit=Path("ci/pyproject.toml"))
+        load_target_config([tmp_path], explicit=Path("ci/pyproject.toml"))
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
@@ -187,7 +198,7 @@ def test_in_pyproject_the_table_prefix_is_shown() -> None:
         (
             "[variants.bad]\nenn = { A = '1' }\n",
             "rollout.toml: [variants.bad]: unknown key 'enn'; allowed: containers, description, "
-            "env",
+            "env, version",
         ),
         (
             "[variants.bad.containers.app]\nimg = 'x/y:1'\n",
@@ -214,8 +225,8 @@ def test_unknown_keys_are_rejected_by_name(extra: str, message: str) -> None:
 
 def test_an_unknown_top_level_key_is_rejected() -> None:
     assert error("target = 'shop'\n" + MINIMAL) == (
-        "rollout.toml: unknown key 'target'; allowed: backends, images, manifests, requests, "
-        "variants, version"
+        "rollout.toml: unknown key 'target'; allowed: backends, experiments, images, manifests, "
+        "prometheus, requests, serving, variants, version"
     )
 
 
@@ -575,3 +586,51 @@ def test_any_command_argument_is_accepted_and_rendered_or_rejected_cleanly(text:
     )
     if "{" not in text and "}" not in text:
         assert command.argv[1] == text
+
+
+# --- serving, prometheus, variant versions, experiments ----------------------------------------
+
+
+def test_serving_defaults_to_the_first_request_of_the_mix() -> None:
+    config = load(MINIMAL)
+    assert (config.serving.method, config.serving.path, config.serving.status) == ("GET", "/", None)
+    assert config.serving.accepts(204)
+    assert not config.serving.accepts(404)
+
+
+def test_serving_can_name_its_own_check() -> None:
+    config = load(MINIMAL + '[serving]\npath = "/health/ready"\nstatus = 204\n')
+    assert config.serving.describe() == "GET /health/ready to answer 204"
+    assert error(MINIMAL + '[serving]\npath = "health"\n') == (
+        "rollout.toml: [serving].path: expected a path starting with '/', got 'health'"
+    )
+    assert error(MINIMAL + '[serving]\npath = "/"\nmethod = "POST"\n') == (
+        "rollout.toml: [serving].method: expected GET or HEAD, got 'POST'"
+    )
+
+
+def test_prometheus_addresses_are_server_urls() -> None:
+    config = load(MINIMAL + '[prometheus]\naddresses = ["http://prometheus.monitoring:9090"]\n')
+    assert config.prometheus_addresses == ("http://prometheus.monitoring:9090",)
+    assert error(MINIMAL + '[prometheus]\naddresses = ["prometheus:9090"]\n') == (
+        "rollout.toml: [prometheus].addresses[0]: expected an http(s) URL such as "
+        "'http://prometheus.monitoring:9090', got 'prometheus:9090'"
+    )
+    assert error(MINIMAL + '[prometheus]\naddresses = ["http://p:9090/api"]\n') == (
+        "rollout.toml: [prometheus].addresses[0]: expected a server address without a path, "
+        "got 'http://p:9090/api'"
+    )
+
+
+def test_a_variant_may_say_its_version() -> None:
+    config = load(MINIMAL + '[variants.bad]\nversion = "v2-bad"\nenv = { E = "1" }\n')
+    assert config.variant("bad").version == "v2-bad"
+
+
+def test_experiments_are_kept_raw_for_collection() -> None:
+    config = load(MINIMAL + '[experiments.x]\nkind = "anything"\n')
+    assert dict(config.experiments["x"]) == {"kind": "anything"}
+    assert error(MINIMAL + "[experiments.Bad_Name]\n") == (
+        "rollout.toml: [experiments]: experiment name 'Bad_Name': expected lowercase letters, "
+        "digits and '-' (at most 63, starting and ending with a letter or digit)"
+    )

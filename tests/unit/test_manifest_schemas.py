@@ -450,7 +450,7 @@ def test_the_http_route_schema_rejects_bad_shapes(
 
 @pytest.fixture(scope="module")
 def target() -> TargetConfig:
-    return load_target_config(REPO)
+    return load_target_config([REPO])
 
 
 def test_every_manifest_file_belongs_to_a_set(target: TargetConfig) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 
@@ -26,8 +27,36 @@ def test_timeout_names_the_last_error_and_chains_it() -> None:
     with pytest.raises(
         WaitTimeout, match="last error: ConnectionRefusedError: nobody home"
     ) as info:
-        wait_for(probe, what="a server", timeout=0.2)
+        wait_for(probe, what="a server", timeout=0.2, retry_on=ConnectionRefusedError)
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
+
+
+def test_an_error_the_caller_did_not_name_propagates_at_once() -> None:
+    calls = itertools.count()
+
+    counts: dict[str, int] = {}
+
+    def probe() -> bool:
+        next(calls)
+        return counts["missing"] > 0  # a bug in the probe: KeyError
+
+    started = time.monotonic()
+    with pytest.raises(KeyError, match="missing"):
+        wait_for(probe, what="a buggy probe", timeout=30, retry_on=OSError)
+    assert next(calls) == 1, "the probe must not be called again after a bug"
+    assert time.monotonic() - started < 5
+
+
+def test_named_errors_are_retried_until_the_probe_answers() -> None:
+    answers: list[OSError | str] = [OSError("refused"), OSError("refused"), "up"]
+
+    def probe() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, OSError):
+            raise answer
+        return answer
+
+    assert wait_for(probe, what="a server", timeout=5, interval=0.01, retry_on=OSError) == "up"
 
 
 def test_async_twin() -> None:

@@ -5,13 +5,13 @@ Two ways in:
 
 - **kind** (no ``--rollout-kubeconfig``/``--rollout-context``): the cluster named by
   ``--rollout-kind-cluster`` (default ``pytest-rollout``) is reused when it exists, else created
-  from ``fixtures/kube/kind-config.yaml`` with the pinned node image of
+  from the packaged ``kind-config.yaml`` with the pinned node image of
   ``$PYTEST_ROLLOUT_KUBERNETES``; it is deleted at the end of the run when the plugin created it,
   unless ``--rollout-keep-cluster``. The Gateway and Prometheus are reached on the host ports
   kind maps to their NodePorts.
 - **existing cluster** (``--rollout-kubeconfig PATH`` and/or ``--rollout-context NAME``): never
   deleted; Gateway API and Argo Rollouts must already be installed (checked); the Gateway and
-  Prometheus are reached through ``kubectl port-forward`` on loopback.
+  Prometheus are reached through ``kubectl port-forward`` on loopback (:mod:`.forward`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,13 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
-from pytest_rollout._proc import ManagedProcess, free_port, port_accepts
-from pytest_rollout._wait import wait_for
-from pytest_rollout.backends.base import Namespace
+from pytest_rollout.backends import KIND_PROMETHEUS
+from pytest_rollout.backends.base import Namespace, RollbackAllowance
 from pytest_rollout.backends.kube import plan as install
-from pytest_rollout.backends.kube import tools
+from pytest_rollout.backends.kube import timing, tools, versions
 from pytest_rollout.backends.kube.api import KubeApi, describe_kubeconfig
 from pytest_rollout.backends.kube.executor import Executor, kubectl_base
+from pytest_rollout.backends.kube.forward import PortForward
 from pytest_rollout.backends.kube.images import plan_images
 from pytest_rollout.backends.kube.kind import (
     DEFAULT_CLUSTER,
@@ -39,21 +37,37 @@ from pytest_rollout.backends.kube.kind import (
     node_image,
 )
 from pytest_rollout.backends.kube.namespace import KubeNamespace
-from pytest_rollout.backends.kube.resources import fixtures_dir
+from pytest_rollout.backends.kube.resources import data_dir
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.errors import ConfigError, RolloutError
 from pytest_rollout.options import RolloutOptions
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_FORWARD_TIMEOUT = 30.0
 
 
 def uses_existing_cluster(options: RolloutOptions) -> bool:
-    return options.kubeconfig is not None or options.context is not None
+    return options.uses_existing_cluster
 
 
 def kind_cluster_name(options: RolloutOptions) -> str:
     return check_cluster_name(options.kind_cluster or DEFAULT_CLUSTER)
+
+
+def component_versions(options: RolloutOptions) -> str:
+    """The versions this run's cluster runs, for the report header: Kubernetes (the pinned kind
+    node image; an existing cluster's own, reported once it is reached), Argo Rollouts, the
+    Gateway API plugin and Traefik."""
+    if uses_existing_cluster(options):
+        kubernetes = "the existing cluster's"
+    else:
+        try:
+            kubernetes = versions.node_image_version(node_image())
+        except ConfigError:
+            kubernetes = "unknown (bad $" + versions.KUBERNETES_ENV + ")"
+    return (
+        f"kubernetes {kubernetes}, argo-rollouts {versions.ARGO_ROLLOUTS}, "
+        f"gatewayapi-plugin {versions.GATEWAY_API_PLUGIN}, traefik {versions.TRAEFIK}"
+    )
 
 
 def header(options: RolloutOptions) -> str:
@@ -87,17 +101,24 @@ class KubeCluster:
         self.workdir = Path(workdir)
         self.target = target
         self.env = target.backend_env("kube")
+        # On kind, the Prometheus the templates name is the one installed here; an existing
+        # cluster is trusted to serve the addresses as written.
+        self.prometheus_rewrites = (
+            {}
+            if uses_existing_cluster(options)
+            else dict.fromkeys(target.prometheus_addresses, KIND_PROMETHEUS)
+        )
         self.api: KubeApi | None = None
         self.kind_name: str | None = None
         self.created = False
         self.gateway_url = ""
-        self.prometheus_url = ""
+        self._prometheus_url = ""
         self.installed: install.InstallPlan | None = None
         self.namespaces: dict[str, KubeNamespace] = {}
         self._kind: Kind | None = None
         self._lease: ClusterLease | None = None
         self._kubeconfig: Path | None = None
-        self._forwards: list[ManagedProcess] = []
+        self._forwards: dict[str, PortForward] = {}
 
     # -- lifecycle --
 
@@ -118,7 +139,7 @@ class KubeCluster:
         paths = tools.require(tools.KIND, tools.KUBECTL, tools.DOCKER)
         name = kind_cluster_name(self.options)
         image = node_image()
-        config = fixtures_dir() / "kind-config.yaml"
+        config = data_dir() / "kind-config.yaml"
         self.kind_name = name
         self._kind = Kind(paths["kind"], paths["docker"], self.workdir)
         self._kubeconfig = self.workdir / "kubeconfig"
@@ -131,13 +152,16 @@ class KubeCluster:
             self._kind.export_kubeconfig(name, self._kubeconfig)
             self.api = KubeApi(self._kubeconfig, f"kind-{name}")
             executor = self._executor(paths["kubectl"], f"kind-{name}", paths)
-            self.installed = install.plan_install(self.api.cluster_state(), managed=True)
+            state = self.api.cluster_state()
+            self.installed = install.plan_install(state, managed=True)
             executor.run(self.installed.operations)
-            executor.run(plan_images(self.target, kind_cluster=name))
+            executor.run(
+                plan_images(self.target, kind_cluster=name, arch=state.arch, workdir=self.workdir)
+            )
         self.gateway_url = (
             f"http://127.0.0.1:{self._kind.host_port(name, install.GATEWAY_NODE_PORT)}"
         )
-        self.prometheus_url = (
+        self._prometheus_url = (
             f"http://127.0.0.1:{self._kind.host_port(name, install.PROMETHEUS_NODE_PORT)}"
         )
 
@@ -146,8 +170,9 @@ class KubeCluster:
         self.api = KubeApi(self.options.kubeconfig, self.options.context)
         kubectl = tools.find(tools.KUBECTL)
         where = describe_kubeconfig(self.options.kubeconfig, self.options.context)
+        state = self.api.cluster_state()
         try:
-            self.installed = install.plan_install(self.api.cluster_state(), managed=False)
+            self.installed = install.plan_install(state, managed=False)
         except install.MissingPrerequisite as exc:
             raise ConfigError(f"{where}: {exc}") from exc
         executor = self._executor(kubectl, self.options.context, {})
@@ -156,10 +181,22 @@ class KubeCluster:
         if kind_name is not None:
             paths = tools.require(tools.KIND, tools.DOCKER)
             executor.kind, executor.docker = paths["kind"], paths["docker"]
-            executor.run(plan_images(self.target, kind_cluster=kind_name))
+            executor.run(
+                plan_images(
+                    self.target, kind_cluster=kind_name, arch=state.arch, workdir=self.workdir
+                )
+            )
         base = kubectl_base(kubectl, self.options.kubeconfig, self.options.context)
-        self.gateway_url = self._forward(base, *install.GATEWAY_SERVICE)
-        self.prometheus_url = self._forward(base, *install.PROMETHEUS_SERVICE)
+        for key, (service, port) in (
+            ("gateway", install.GATEWAY_SERVICE),
+            ("prometheus", install.PROMETHEUS_SERVICE),
+        ):
+            self._forwards[key] = PortForward(
+                base, install.SYSTEM_NAMESPACE, service, port,
+                log_path=self.workdir / f"port-forward-{service}.log",
+            )  # fmt: skip
+        self.gateway_url = self._forwards["gateway"].url()
+        self._prometheus_url = self._forwards["prometheus"].url()
 
     def _kind_behind(self, context: str | None) -> str | None:
         """The kind cluster a ``kind-NAME`` context belongs to, when kind knows it (its images
@@ -180,25 +217,6 @@ class KubeCluster:
             docker=paths.get("docker", "docker"),
         )
 
-    def _forward(self, kubectl: list[str], service: str, port: int) -> str:
-        local = free_port()
-        process = ManagedProcess(
-            f"port-forward {service}",
-            [
-                *kubectl, "port-forward", "--address", "127.0.0.1", "-n",
-                install.SYSTEM_NAMESPACE, f"service/{service}", f"{local}:{port}",
-            ],
-            log_path=self.workdir / f"port-forward-{service}.log",
-        )  # fmt: skip
-        self._forwards.append(process.start())
-        wait_for(
-            lambda: port_accepts("127.0.0.1", local) or None,
-            what=f"kubectl port-forward to service/{service} to listen on 127.0.0.1:{local}",
-            timeout=_FORWARD_TIMEOUT,
-            interval=0.2,
-        )
-        return f"http://127.0.0.1:{local}"
-
     def stop(self) -> None:
         """Delete the namespaces still open, stop port-forwards, and delete the kind cluster
         when this was its last user and the plugin created it (unless kept). Idempotent."""
@@ -209,8 +227,8 @@ class KubeCluster:
             except Exception as exc:  # keep tearing down; report the first failure after
                 errors.append(exc)
         self.namespaces.clear()
-        for process in self._forwards:
-            process.stop()
+        for forward in self._forwards.values():
+            forward.stop()
         self._forwards.clear()
         if self.api is not None:
             self.api.close()
@@ -235,6 +253,16 @@ class KubeCluster:
 
     # -- the Cluster protocol --
 
+    def prometheus_url(self) -> str:
+        """The installed Prometheus from this machine: kind's port mapping, or a port-forward
+        (started again if it exited) on a cluster the plugin did not create."""
+        forward = self._forwards.get("prometheus")
+        return forward.url() if forward is not None else self._prometheus_url
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return timing.rollback_allowance()
+
     def describe(self) -> str:
         if self.kind_name is not None:
             where = f"kind cluster {self.kind_name!r} ({'created' if self.created else 'reused'})"
@@ -251,7 +279,7 @@ class KubeCluster:
         )
         return (
             f"kube: {where}, Kubernetes {version}, gateway {self.gateway_url}, "
-            f"Prometheus {self.prometheus_url}; {installs}"
+            f"Prometheus {self._prometheus_url}; {installs}"
         )
 
     def create_namespace(self, name: str) -> Namespace:
@@ -264,26 +292,25 @@ class KubeCluster:
             )
         if name in self.namespaces:
             raise ConfigError(f"namespace {name!r} already exists")
+        gateway = self._forwards.get("gateway")
         namespace = KubeNamespace(
             self.api,
             name,
             test=name,
             env=self.env,
-            gateway_url=self.gateway_url,
-            prometheus_url=self.prometheus_url,
+            gateway_url=gateway.url() if gateway is not None else self.gateway_url,
+            prometheus_url=self.prometheus_url(),
+            rollback_allowance=self.rollback_allowance,
+            prometheus_rewrites=self.prometheus_rewrites,
         )
         self.namespaces[name] = namespace
         return namespace
 
 
 def open_kube_cluster(options: RolloutOptions, workdir: Path, target: TargetConfig) -> KubeCluster:
-    """The session's cluster, for the plugin's fixture.
+    """The session's cluster, for the backend registry.
 
-    Its errors are one-line messages meant for the user (a missing tool, an unreachable
-    cluster, missing CRDs, a failed install step); a fixture error would bury them under the
-    backend's traceback, so they fail the fixture with the message alone.
+    Its errors are one-line :class:`RolloutError` messages meant for the user (a missing tool,
+    an unreachable cluster, missing CRDs, a failed install step); the plugin shows them alone.
     """
-    try:
-        return KubeCluster(options, workdir, target).start()
-    except RolloutError as exc:
-        pytest.fail(f"--rollout-backend=kube: {exc}", pytrace=False)
+    return KubeCluster(options, workdir, target).start()

@@ -13,9 +13,10 @@ from pytest_rollout.backends.kube.plan import (
     ApplyObjects,
     ApplyUrl,
     BuildImage,
-    LoadImages,
+    LoadImageArchive,
     Operation,
     RestartDeployment,
+    SaveImages,
     WaitCondition,
     WaitCrds,
     WaitDeployment,
@@ -74,8 +75,10 @@ def command_for(
             file = ["-f", str(dockerfile)] if dockerfile is not None else []
             tagged = [arg for tag in tags for arg in ("-t", tag)]
             return [docker, "build", *file, *tagged, str(context)]
-        case LoadImages(cluster=cluster, tags=tags):
-            return [kind, "load", "docker-image", *tags, "--name", cluster]
+        case SaveImages(tags=tags, archive=archive, platform=platform):
+            return [docker, "save", "--platform", platform, "-o", str(archive), *tags]
+        case LoadImageArchive(cluster=cluster, archive=archive):
+            return [kind, "load", "image-archive", str(archive), "--name", cluster]
     raise AssertionError(f"unknown operation {operation!r}")
 
 
@@ -117,9 +120,11 @@ class Executor:
         argv = command_for(
             operation, kubectl=self.kubectl, kind=self.kind, docker=self.docker, manifest=manifest
         )
-        timeout = {BuildImage: BUILD_TIMEOUT, LoadImages: LOAD_TIMEOUT}.get(
-            type(operation), APPLY_TIMEOUT + WAIT_TIMEOUT
-        )
+        timeout = {
+            BuildImage: BUILD_TIMEOUT,
+            SaveImages: LOAD_TIMEOUT,
+            LoadImageArchive: LOAD_TIMEOUT,
+        }.get(type(operation), APPLY_TIMEOUT + WAIT_TIMEOUT)
         with self.log_path.open("a") as log:
             log.write(f"\n### {operation.describe()}\n$ {' '.join(argv)}\n")
         result = tools.run(

@@ -1,12 +1,19 @@
 """Which images the kube backend builds and loads into kind: every image reference the
-target's manifests and variants use that an ``[images]`` entry with ``build`` runs."""
+target's manifests and variants use that an ``[images]`` entry with ``build`` runs.
+
+They reach the kind nodes as an archive of the nodes' platform only (``docker save --platform``
+then ``kind load image-archive``), which imports with Docker's classic and containerd image
+stores alike (see :class:`~.plan.SaveImages`); ``docker save --platform`` needs Docker Engine 28
+(API 1.48) or later.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from pytest_rollout.backends.kube.plan import BuildImage, LoadImages
+from pytest_rollout.backends.kube.plan import BuildImage, LoadImageArchive, SaveImages
 from pytest_rollout.config import ImageRun, TargetConfig
 from pytest_rollout.manifests import Manifest
 
@@ -36,9 +43,20 @@ def image_references(manifests: Iterable[Manifest], target: TargetConfig) -> lis
     return sorted(references)
 
 
-def plan_images(target: TargetConfig, *, kind_cluster: str | None) -> list[BuildImage | LoadImages]:
-    """Build each buildable image once, tagged with every reference to it; then load the tags
-    into ``kind_cluster`` (None: a cluster that pulls images itself)."""
+ImageOperation = BuildImage | SaveImages | LoadImageArchive
+
+
+def node_platform(arch: str) -> str:
+    """The image platform of Linux nodes of ``arch`` (``amd64`` -> ``linux/amd64``)."""
+    return f"linux/{arch}"
+
+
+def plan_images(
+    target: TargetConfig, *, kind_cluster: str | None, arch: str, workdir: Path
+) -> list[ImageOperation]:
+    """Build each buildable image once, tagged with every reference to it; then save the tags
+    for the nodes' ``arch`` into an archive in ``workdir`` and load it into ``kind_cluster``
+    (None: a cluster that pulls images itself, so nothing is saved or loaded)."""
     manifests = [m for name in target.manifest_sets for m in target.load_manifests(name)]
     by_entry: dict[int, tuple[ImageRun, list[str]]] = {}
     for reference in image_references(manifests, target):
@@ -46,7 +64,7 @@ def plan_images(target: TargetConfig, *, kind_cluster: str | None) -> list[Build
         if entry is None or entry.build is None:
             continue
         by_entry.setdefault(id(entry), (entry, []))[1].append(reference)
-    operations: list[BuildImage | LoadImages] = []
+    operations: list[ImageOperation] = []
     tags: list[str] = []
     for entry, references in by_entry.values():
         assert entry.build is not None
@@ -55,7 +73,9 @@ def plan_images(target: TargetConfig, *, kind_cluster: str | None) -> list[Build
         )
         tags.extend(references)
     if kind_cluster is not None and tags:
-        operations.append(LoadImages(kind_cluster, tuple(tags)))
+        archive = workdir / f"images-{kind_cluster}.tar"
+        operations.append(SaveImages(tuple(tags), archive, node_platform(arch)))
+        operations.append(LoadImageArchive(kind_cluster, archive))
     return operations
 
 

@@ -117,7 +117,7 @@ class Kind:
         if port is None:
             raise ConfigError(
                 f"kind cluster {name!r} maps no host port to node port {node_port}: it was not "
-                "created from fixtures/kube/kind-config.yaml; delete it (kind delete cluster "
+                "created from the plugin's kind-config.yaml; delete it (kind delete cluster "
                 f"--name {name}) or choose another name with --rollout-kind-cluster"
             )
         return port

@@ -17,8 +17,15 @@ import httpx
 import yaml
 
 from pytest_rollout._wait import wait_for
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutHandle, RolloutView
-from pytest_rollout.backends.kube import render, status
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    ResourceSample,
+    RollbackAllowance,
+    RolloutHandle,
+    RolloutView,
+)
+from pytest_rollout.backends.kube import render, status, timing
 from pytest_rollout.backends.kube.plan import FIELD_MANAGER
 from pytest_rollout.backends.kube.resources import KubeObject
 from pytest_rollout.config import Variant
@@ -57,12 +64,16 @@ class KubeNamespace:
         env: Mapping[str, str],
         gateway_url: str,
         prometheus_url: str,
+        rollback_allowance: RollbackAllowance | None = None,
+        prometheus_rewrites: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
         self.namespace = name
         self.env = dict(env)
         self.gateway_url = gateway_url.rstrip("/")
         self.prometheus_url = prometheus_url.rstrip("/")
+        self._rollback_allowance = rollback_allowance or timing.rollback_allowance()
+        self.prometheus_rewrites = dict(prometheus_rewrites or {})
         self.origin = time.time()
         self.workloads: dict[str, str] = {}
         self.routes: set[str] = set()
@@ -82,13 +93,22 @@ class KubeNamespace:
     def name(self) -> str:
         return self.namespace
 
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return self._rollback_allowance
+
+    def resources(self) -> ResourceSample:
+        raise RolloutError("resource sampling is not available on the kube backend yet")
+
     # -- objects --
 
     def apply(self, manifests: Iterable[Manifest]) -> None:
         """Apply the manifests in the namespace; workloads last, so that what they refer to
         (Services, AnalysisTemplates, the HTTPRoute) exists when the controller first sees them."""
         chosen = list(manifests)
-        objects = render.namespace_objects(chosen, self.namespace, self.env)
+        objects = render.namespace_objects(
+            chosen, self.namespace, self.env, self.prometheus_rewrites
+        )
         workloads = [obj for obj in objects if obj["kind"] in render.WORKLOAD_KINDS]
         others = [obj for obj in objects if obj["kind"] not in render.WORKLOAD_KINDS]
         for obj in others:
@@ -117,10 +137,9 @@ class KubeNamespace:
             )
         return KubeRolloutHandle(self, name)
 
-    def wait_rolled_out(self, workload: str, *, timeout: float) -> str:
-        """Wait until every replica runs the current template and is available; the last
-        status summary. A Rollout that aborts, or a Deployment past its progress deadline,
-        fails at once."""
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> None:
+        """Wait until every replica runs the current template and is available. A Rollout
+        that aborts, or a Deployment past its progress deadline, fails at once."""
         kind = self._kind(workload)
         api_version = WORKLOAD_APIS[kind]
         last: list[str] = [""]
@@ -143,7 +162,7 @@ class KubeNamespace:
 
         what = f"{kind}/{workload} in {self.namespace} to finish rolling out"
         try:
-            wait_for(rolled_out, what=what, timeout=timeout, interval=_POLL)
+            wait_for(rolled_out, what=what, timeout=timeout, interval=_POLL, retry_on=RolloutError)
         except WaitTimeout as exc:
             raise WaitTimeout(
                 f"{exc}; status: {last[0]}; recent events: {' | '.join(self.event_lines()[-5:])}"
@@ -153,7 +172,6 @@ class KubeNamespace:
                 f"{kind}/{workload} in {self.namespace} stopped rolling out: {stopped[0]}; "
                 f"status: {last[0]}; recent events: {' | '.join(self.event_lines()[-5:])}"
             )
-        return last[0]
 
     def route_url(self, route: str) -> str:
         """The route's URL on the shared Gateway: ``http://127.0.0.1:PORT/<namespace>/<route>``."""
@@ -273,6 +291,7 @@ class KubeNamespace:
             what=f"PostgreSQL in {self.namespace} to be ready",
             timeout=POSTGRES_TIMEOUT,
             interval=_POLL,
+            retry_on=RolloutError,
         )
         self._postgres_ready = True
 
@@ -315,6 +334,7 @@ class KubeRolloutHandle:
                 what=f"Rollout {self._name} to be {phase}",
                 timeout=timeout,
                 interval=_POLL,
+                retry_on=RolloutError,
             )
         except WaitTimeout as exc:
             seen = last[0] if last else None

@@ -1,17 +1,23 @@
 """What the kube backend does to a cluster, as data: ordered operations with rendered objects.
 
-:func:`plan_install` turns what is pinned (:mod:`.versions`, ``fixtures/kube``) and what the
-cluster already has (:class:`ClusterState`) into an :class:`InstallPlan`; :mod:`.executor` runs
-it. Keeping the decision free of I/O is what lets it be tested without a cluster.
+:func:`plan_install` turns what is pinned (:mod:`.versions`, the install files in ``data/``)
+and what the cluster already has (:class:`ClusterState`) into an :class:`InstallPlan`;
+:mod:`.executor` runs it. Keeping the decision free of I/O is what lets it be tested without
+a cluster.
 
 Idempotence: after a component's objects are applied and healthy, its fingerprint (version and
 a hash of what was applied) is recorded in the ConfigMap ``pytest-rollout-installs`` in
 ``rollout-system``. A component whose recorded fingerprint matches, and whose CRDs are present,
 is not applied again; only its health is checked.
 
+Order: the namespace ``rollout-system`` comes first, because every component's marker lives
+there; every namespaced object follows the Namespace it goes in, and every custom resource a
+wait for its CRD to be Established.
+
 On a cluster the plugin did not create (``--rollout-kubeconfig``), the cluster-wide
 controllers (Gateway API CRDs, Argo Rollouts with the Gateway API plugin) are prerequisites the
-plugin checks but never installs; its own pieces in ``rollout-system`` it installs as usual.
+plugin checks (present, and their CRDs Established) but never installs; its own pieces in
+``rollout-system`` it installs as usual.
 """
 
 from __future__ import annotations
@@ -149,14 +155,35 @@ class BuildImage:
 
 
 @dataclass(frozen=True)
-class LoadImages:
-    """``kind load docker-image``: copy locally built images onto the kind nodes."""
+class SaveImages:
+    """``docker save --platform``: the built images, for the nodes' platform only, as an archive.
 
-    cluster: str
+    ``kind load docker-image`` pipes a plain ``docker save`` into ``ctr images import
+    --all-platforms``; with Docker's containerd image store that archive names every platform of
+    an image index while only the host's blobs exist, and the import fails (kind issues 3795 and
+    4066). An archive of one platform imports with either image store.
+    """
+
     tags: tuple[str, ...]
+    archive: Path
+    platform: str
 
     def describe(self) -> str:
-        return f"[image] kind load docker-image {' '.join(self.tags)} --name {self.cluster}"
+        return (
+            f"[image] docker save --platform {self.platform} -o {self.archive} "
+            f"{' '.join(self.tags)}"
+        )
+
+
+@dataclass(frozen=True)
+class LoadImageArchive:
+    """``kind load image-archive``: copy the saved images onto the kind nodes."""
+
+    cluster: str
+    archive: Path
+
+    def describe(self) -> str:
+        return f"[image] kind load image-archive {self.archive} --name {self.cluster}"
 
 
 Operation = (
@@ -167,7 +194,8 @@ Operation = (
     | WaitCondition
     | RestartDeployment
     | BuildImage
-    | LoadImages
+    | SaveImages
+    | LoadImageArchive
 )
 
 
@@ -225,17 +253,18 @@ def components(arch: str) -> tuple[Component, ...]:
     except ValueError as exc:
         raise ConfigError(f"cluster nodes run {arch!r}: {exc}") from exc
     return (
+        # First: the markers of every component, its own included, are ConfigMaps in it.
+        Component(
+            SYSTEM_NAMESPACE,
+            "v1",
+            objects=tuple(load_rendered("install/rollout-system.yaml", values)),
+        ),
         Component(
             "gateway-api",
             versions.GATEWAY_API,
             url=versions.GATEWAY_API_CRDS_URL,
             crds=GATEWAY_API_CRDS,
             cluster_wide=True,
-        ),
-        Component(
-            SYSTEM_NAMESPACE,
-            "v1",
-            objects=tuple(load_rendered("install/rollout-system.yaml", values)),
         ),
         Component(
             "traefik",
@@ -321,6 +350,8 @@ def plan_install(state: ClusterState, *, managed: bool) -> InstallPlan:
     for component in selected:
         if component.cluster_wide and not managed:
             required.append(component.name)
+            if component.crds:
+                operations.append(WaitCrds(component.name, component.crds))
             continue
         up_to_date = state.installed.get(component.name) == component.fingerprint and all(
             name in state.crds for name in component.crds

@@ -5,6 +5,9 @@ What the kube backend changes on the way to the cluster, and why:
 - every object gets the test's namespace;
 - the workloads' pod templates get the ``[backends.kube].env`` of the target config, in every
   container and init container (it stands for what the cluster provides, so it wins);
+- on a kind cluster, the Prometheus addresses the target lists in ``[prometheus] addresses`` are
+  rewritten, in every AnalysisTemplate, to the Prometheus the backend installs (an existing
+  cluster is trusted to have them, and they are left as written);
 - every HTTPRoute gets a path prefix of its own: a rule matching ``PathPrefix /x`` matches
   ``/<namespace>/<route>/x`` instead, with a ``URLRewrite`` filter (``ReplacePrefixMatch``)
   giving the service back ``/x``. Routes of parallel tests share the one Gateway without
@@ -20,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pytest_rollout.backends import server_of
 from pytest_rollout.backends.kube import versions
 from pytest_rollout.backends.kube.resources import KubeObject, load_rendered
 from pytest_rollout.config import Variant
@@ -27,6 +31,7 @@ from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest
 
 WORKLOAD_KINDS = ("Deployment", "Rollout")
+ANALYSIS_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pytest-rollout"}
 _POSTGRES_HOST = re.compile(r"(?:@|//)postgres(?::5432)?(?:/|$)")
 
@@ -127,18 +132,47 @@ def workload_object(manifest: Manifest, namespace: str, env: Mapping[str, str]) 
 
 
 def namespace_objects(
-    manifests: Iterable[Manifest], namespace: str, env: Mapping[str, str]
+    manifests: Iterable[Manifest],
+    namespace: str,
+    env: Mapping[str, str],
+    prometheus: Mapping[str, str] | None = None,
 ) -> list[KubeObject]:
-    """The manifests as applied to ``namespace``."""
+    """The manifests as applied to ``namespace``; ``prometheus`` maps Prometheus addresses
+    the AnalysisTemplates name to the one that serves them on this cluster."""
     objects: list[KubeObject] = []
     for manifest in manifests:
         if manifest.kind in WORKLOAD_KINDS:
             objects.append(workload_object(manifest, namespace, env))
         elif manifest.kind == "HTTPRoute":
             objects.append(prefixed_route(manifest.body, namespace, str(manifest.origin)))
+        elif manifest.kind in ANALYSIS_KINDS and prometheus:
+            objects.append(in_namespace(with_prometheus(manifest.body, prometheus), namespace))
         else:
             objects.append(in_namespace(manifest.body, namespace))
     return objects
+
+
+def with_prometheus(template: Mapping[str, Any], rewrites: Mapping[str, str]) -> KubeObject:
+    """A copy of an AnalysisTemplate whose Prometheus addresses — a metric's
+    ``provider.prometheus.address``, or an argument's default value used as one — that are
+    keys of ``rewrites`` (matched by scheme, host and port) are replaced by their values."""
+    servers = {server_of(address): target for address, target in rewrites.items()}
+    result = copy.deepcopy(dict(template))
+    spec = result.get("spec") or {}
+
+    def replaced(value: object) -> object:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return servers.get(server_of(value), value)
+        return value
+
+    for metric in spec.get("metrics") or []:
+        prometheus = (metric.get("provider") or {}).get("prometheus")
+        if isinstance(prometheus, dict) and "address" in prometheus:
+            prometheus["address"] = replaced(prometheus["address"])
+    for arg in spec.get("args") or []:
+        if isinstance(arg, dict) and "value" in arg:
+            arg["value"] = replaced(arg["value"])
+    return result
 
 
 def release_patch(

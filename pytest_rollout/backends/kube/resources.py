@@ -1,4 +1,4 @@
-"""The committed YAML of the kube backend (``fixtures/kube``), read and filled in.
+"""The kube backend's install files (package data in ``backends/kube/data``), read and filled in.
 
 Strings in those files may hold ``${NAME}`` placeholders (upper case); :func:`render` replaces
 them with the pinned values of :mod:`.versions` and refuses to leave one unfilled. Other
@@ -21,18 +21,21 @@ from pytest_rollout.errors import ConfigError
 KubeObject = dict[str, Any]
 
 FIXTURES_ENV = "PYTEST_ROLLOUT_KUBE_FIXTURES"
-_REPO = Path(__file__).resolve().parents[3]
+"""Environment variable naming a directory to use instead of the packaged install files."""
+PACKAGED_DATA = Path(__file__).resolve().with_name("data")
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
-def fixtures_dir() -> Path:
-    """``fixtures/kube`` of this checkout, or ``$PYTEST_ROLLOUT_KUBE_FIXTURES``."""
+def data_dir() -> Path:
+    """The install files shipped with the package, or ``$PYTEST_ROLLOUT_KUBE_FIXTURES``."""
     override = os.environ.get(FIXTURES_ENV)
-    path = Path(override) if override else _REPO / "fixtures" / "kube"
+    path = Path(override) if override else PACKAGED_DATA
     if not (path / "kind-config.yaml").is_file():
+        where = f"${FIXTURES_ENV}={override}" if override else "the installed package"
         raise ConfigError(
-            f"kube backend files not found in {path} (expected kind-config.yaml there); "
-            f"set {FIXTURES_ENV} to a copy of the repository's fixtures/kube directory"
+            f"kube backend files not found in {path} ({where}; expected kind-config.yaml "
+            f"there): point {FIXTURES_ENV} at a copy of pytest_rollout/backends/kube/data, "
+            "or unset it to use the packaged files"
         )
     return path
 
@@ -85,8 +88,8 @@ def placeholders_in(value: Any) -> set[str]:
 
 
 def load_rendered(relative: str, values: Mapping[str, str]) -> list[KubeObject]:
-    """The objects of ``fixtures/kube/<relative>`` with placeholders filled."""
-    path = fixtures_dir() / relative
+    """The objects of ``<data dir>/<relative>`` with placeholders filled."""
+    path = data_dir() / relative
     return [render(obj, values, str(path)) for obj in load_objects(path)]
 
 

@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutView
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    MeasurementView,
+    MetricView,
+    RolloutView,
+)
 
 ROLLOUT_PHASES = ("Healthy", "Progressing", "Paused", "Degraded")
 ANALYSIS_DONE = ("Successful", "Failed", "Error", "Inconclusive")
@@ -122,26 +128,59 @@ def promote_patches(
     obj: Mapping[str, Any], *, full: bool
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(spec patch, status patch) of ``kubectl argo rollouts promote [--full]``: merge patches,
-    the status one for the ``status`` subresource (``cmd/promote/promote.go``)."""
+    the status one for the ``status`` subresource, sent status first (Argo Rollouts v1.9.1,
+    ``pkg/kubectl-argo-rollouts/cmd/promote/promote.go``, ``getPatches``).
+
+    - ``--full``: unpause a paused spec; ``promoteFull`` while a new revision is in progress.
+    - otherwise: unpause a paused spec, and
+      - after an Inconclusive step analysis that paused the rollout (pause conditions and
+        ``controllerPause`` set): clear both and move to the next step, so that a pause step
+        right after it does not hold the rollout again;
+      - else with pause conditions: clear them;
+      - else on a canary with steps (promoting a running analysis or experiment step): move to
+        the next step. Never past the last step.
+    """
     spec = _mapping(obj.get("spec"))
     status = _mapping(obj.get("status"))
+    spec_patch = {"spec": {"paused": False}} if spec.get("paused") is True else None
     if full:
         if status.get("currentPodHash") != status.get("stableRS"):
-            return None, {"status": {"promoteFull": True}}
-        return None, None
-    spec_patch = {"spec": {"paused": False}} if spec.get("paused") is True else None
+            return spec_patch, {"status": {"promoteFull": True}}
+        return spec_patch, None
+    step = _next_step_index(spec, status)
+    if _paused_by_inconclusive_analysis(spec, status):
+        if step is None:
+            return spec_patch, None
+        patch = {"pauseConditions": None, "controllerPause": False, "currentStepIndex": step}
+        return spec_patch, {"status": patch}
     if status.get("pauseConditions"):
         return spec_patch, {"status": {"pauseConditions": None}}
-    canary = _mapping(_mapping(spec.get("strategy")).get("canary"))
-    if canary:
-        steps = canary.get("steps") or []
-        index = status.get("currentStepIndex")
-        index = index if isinstance(index, int) else 0
-        if steps and index < len(steps):
-            index += 1
-        if steps:
-            return spec_patch, {"status": {"pauseConditions": None, "currentStepIndex": index}}
+    if step is not None:
+        return spec_patch, {"status": {"pauseConditions": None, "currentStepIndex": step}}
     return spec_patch, None
+
+
+def _next_step_index(spec: Mapping[str, Any], status: Mapping[str, Any]) -> int | None:
+    """The step index after the current one, capped at the number of steps; None without
+    canary steps (``utils/replicaset/canary.go``, ``GetCurrentCanaryStep``)."""
+    canary = _mapping(spec.get("strategy")).get("canary")
+    steps = _mapping(canary).get("steps") or []
+    if canary is None or not steps:
+        return None
+    index = status.get("currentStepIndex")
+    index = index if isinstance(index, int) else 0
+    return index + 1 if index < len(steps) else index
+
+
+def _paused_by_inconclusive_analysis(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    canary = _mapping(spec.get("strategy")).get("canary")
+    analysis = _mapping(_mapping(status.get("canary")).get("currentStepAnalysisRunStatus"))
+    return (
+        canary is not None
+        and analysis.get("status") == "Inconclusive"
+        and bool(status.get("pauseConditions"))
+        and status.get("controllerPause") is True
+    )
 
 
 ABORT_PATCH: dict[str, Any] = {"status": {"abort": True}}
@@ -152,17 +191,51 @@ RETRY_PATCH: dict[str, Any] = {"status": {"abort": False}}
 
 
 def analysis_run_view(obj: Mapping[str, Any]) -> AnalysisRunView:
+    """An AnalysisRun object as a view: its metrics' results, with the conditions of the
+    run's own spec (where the controller has already filled in the arguments)."""
     status = _mapping(obj.get("status"))
-    metrics: dict[str, str] = {}
+    specs = {
+        _string(_mapping(m).get("name")): _mapping(m)
+        for m in _mapping(obj.get("spec")).get("metrics") or []
+    }
+    phases: dict[str, str] = {}
+    metrics: list[MetricView] = []
     for result in status.get("metricResults") or []:
         result = _mapping(result)
-        if isinstance(result.get("name"), str):
-            metrics[result["name"]] = _string(result.get("phase"), "Pending")
+        name = result.get("name")
+        if not isinstance(name, str):
+            continue
+        phases[name] = _string(result.get("phase"), "Pending")
+        spec = specs.get(name, {})
+        metrics.append(
+            MetricView(
+                name=name,
+                phase=phases[name],
+                message=_string(result.get("message")),
+                success_condition=_string(spec.get("successCondition")),
+                failure_condition=_string(spec.get("failureCondition")),
+                measurements=tuple(
+                    _measurement_view(_mapping(m)) for m in result.get("measurements") or []
+                ),
+            )
+        )
     return AnalysisRunView(
         name=_name(obj),
         phase=_string(status.get("phase"), "Pending"),
         message=_string(status.get("message")),
-        metric_phases=metrics,
+        metric_phases=phases,
+        metrics=tuple(metrics),
+        started_at=parse_time(status.get("startedAt")),
+    )
+
+
+def _measurement_view(measurement: Mapping[str, Any]) -> MeasurementView:
+    return MeasurementView(
+        phase=_string(measurement.get("phase"), "Pending"),
+        started_at=parse_time(measurement.get("startedAt")),
+        finished_at=parse_time(measurement.get("finishedAt")),
+        value=_string(measurement.get("value")),
+        message=_string(measurement.get("message")),
     )
 
 

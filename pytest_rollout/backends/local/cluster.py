@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_rollout.backends.base import RolloutHandle
-from pytest_rollout.backends.local.events import Event, EventRecorder, epoch_now
+from pytest_rollout.backends import server_of
+from pytest_rollout.backends.base import EventView, RollbackAllowance, RolloutHandle
+from pytest_rollout.backends.local.events import Event, EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.networking import (
     DEFAULT_PROPAGATION_DELAY,
@@ -40,12 +41,14 @@ from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGro
 from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
 from pytest_rollout.backends.local.router import Router
 from pytest_rollout.backends.local.workloads import DeploymentController
+from pytest_rollout.clock import epoch_now
 from pytest_rollout.config import TargetConfig, Variant
 from pytest_rollout.engine import canary
 from pytest_rollout.engine.analysis import AnalysisTemplate, JobLaunch, Providers
 from pytest_rollout.engine.rollout_model import AnalysisStep
 from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
 from pytest_rollout.manifests import Manifest
+from pytest_rollout.options import RolloutOptions
 
 # In the order they are applied: what others refer to first.
 SUPPORTED_KINDS = (
@@ -63,6 +66,28 @@ _CALL_TIMEOUT = 60.0
 _SCRAPE_ANNOTATION = "prometheus.io/scrape"
 _PORT_ANNOTATION = "prometheus.io/port"
 _PATH_ANNOTATION = "prometheus.io/path"
+ROUTER_APPLY_BUDGET = 0.25
+"""Seconds allowed for a delayed weight change to reach HAProxy once due: the loop timer firing
+late on a busy machine, then one runtime-API ``set var`` (docs/local-backend.md)."""
+
+
+def local_rollback_allowance(propagation_delay: float) -> RollbackAllowance:
+    """The endpoint delay a weight change waits, the router's apply, and no event-time rounding
+    (events carry the engine's own float time)."""
+    return RollbackAllowance.of(
+        {
+            "endpoint_propagation": propagation_delay,
+            "router_apply": ROUTER_APPLY_BUDGET,
+            "event_time_resolution": 0.0,
+        }
+    )
+
+
+def open_local_cluster(
+    options: RolloutOptions, workdir: Path, target: TargetConfig
+) -> LocalCluster:
+    """The session's local cluster, for the backend registry."""
+    return LocalCluster(workdir, target, propagation_delay=options.endpoint_delay).start()
 
 
 class LocalCluster:
@@ -88,6 +113,7 @@ class LocalCluster:
         self.namespaces: dict[str, LocalNamespace] = {}
         self._targets: dict[tuple[str, str], TargetGroup] = {}
         self.cluster_templates: dict[str, AnalysisTemplate] = {}
+        self._prometheus_addresses = {server_of(address) for address in target.prometheus_addresses}
 
     def start(self) -> LocalCluster:
         try:
@@ -129,18 +155,26 @@ class LocalCluster:
             f"{self.prometheus.url}, work dir {self.workdir}"
         )
 
-    @property
     def prometheus_url(self) -> str:
+        """The base URL of the cluster's Prometheus, reachable from this machine."""
         return self.prometheus.url
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return local_rollback_allowance(self.propagation_delay)
 
     def resolve_url(self, url: str, namespace: str) -> str:
         """Map an in-cluster URL (``http://svc.ns.svc.cluster.local[:port]/path``, ``http://svc``)
         to the loopback address serving it here; other URLs are returned unchanged.
 
         A Service resolves to its own proxy port; ``prometheus.rollout-system`` (where the kube
-        backend installs Prometheus) to the local Prometheus.
+        backend installs Prometheus) and the target's ``[prometheus] addresses`` to the local
+        Prometheus.
         """
         parts = urllib.parse.urlsplit(url)
+        if server_of(url) in self._prometheus_addresses:
+            target = urllib.parse.urlsplit(self.prometheus.url)
+            return urllib.parse.urlunsplit(parts._replace(scheme="http", netloc=target.netloc))
         host = parts.hostname or ""
         labels = host.removesuffix(".svc.cluster.local").removesuffix(".svc").split(".")
         if host.replace(".", "").isdigit() or host == "localhost" or len(labels) > 2:
@@ -153,7 +187,8 @@ class LocalCluster:
             if owner is None or service not in owner.services:
                 raise ConfigError(
                     f"{url}: no Service {service!r} in namespace {service_namespace!r} "
-                    "on the local backend"
+                    "on the local backend (a Prometheus your templates name must be listed "
+                    f"in [prometheus] addresses of {self.target.label})"
                 )
             base = owner.service_url(service)
         target = urllib.parse.urlsplit(base)
@@ -207,7 +242,7 @@ class LocalNamespace:
     def __init__(self, cluster: LocalCluster, name: str) -> None:
         self.cluster = cluster
         self.namespace = name
-        self.events = cluster.events
+        self.recorder = cluster.events
         self.data_dir = cluster.workdir / "namespaces" / name / "data"
         self.log_dir = cluster.workdir / "namespaces" / name / "logs"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +270,10 @@ class LocalNamespace:
     @property
     def name(self) -> str:
         return self.namespace
+
+    @property
+    def rollback_allowance(self) -> RollbackAllowance:
+        return self.cluster.rollback_allowance
 
     # -- the synchronous API (test thread) --
 
@@ -272,12 +311,12 @@ class LocalNamespace:
 
         self._call(change(), f"release {variant.name} to {kind}/{workload}")
 
-    def wait_rolled_out(self, workload: str, *, timeout: float) -> object:
+    def wait_rolled_out(self, workload: str, *, timeout: float) -> None:
         """Wait until every replica runs the current template and is available (a Rollout:
         Healthy with the current template stable)."""
         controller = self._workload(workload)
         if isinstance(controller, RolloutController):
-            result: object = self._call(
+            self._call(
                 controller.wait_for(
                     lambda s: (
                         s.phase == canary.Phase.HEALTHY
@@ -288,9 +327,9 @@ class LocalNamespace:
                 f"Rollout/{workload} to finish rolling out",
                 timeout,
             )
-            return result
+            return
         try:
-            return self.cluster.loop.call(
+            self.cluster.loop.call(
                 controller.wait_complete(),
                 timeout=timeout,
                 what=f"Deployment/{workload} to finish rolling out",
@@ -313,7 +352,7 @@ class LocalNamespace:
         return LocalRolloutHandle(
             controller,
             lambda coro, what, timeout: self._call(coro, what, timeout),
-            self.events,
+            self.recorder,
         )
 
     def route_url(self, route: str) -> str:
@@ -335,11 +374,18 @@ class LocalNamespace:
         return [pod.status() for pod in list(self.pods.values())]
 
     def namespace_events(self) -> list[Event]:
-        return self.events.events(namespace=self.namespace)
+        return self.recorder.events(namespace=self.namespace)
+
+    def events(self) -> list[EventView]:
+        """The namespace's events, oldest first."""
+        return [
+            EventView(e.timestamp, e.type, e.reason, e.message, e.involved.kind, e.involved.name)
+            for e in self.namespace_events()
+        ]
 
     def event_lines(self) -> list[str]:
         """The namespace's events, times relative to the namespace's creation."""
-        return self.events.lines(self.namespace_events(), origin=self.created_at)
+        return self.recorder.lines(self.namespace_events(), origin=self.created_at)
 
     def capture(self, destination: Path) -> None:
         """Copy every pod's logs and the namespace's events under ``destination``."""
@@ -523,7 +569,7 @@ class LocalNamespace:
             self.namespace,
             spec,
             resolver=self._resolve,
-            events=self.events,
+            events=self.recorder,
             log_dir=self.log_dir,
             labels=labels,
         )

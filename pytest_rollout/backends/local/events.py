@@ -10,10 +10,11 @@ aggregation): the evidence timeline needs each instant.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from pytest_rollout.clock import epoch_now
 
 EventType = Literal["Normal", "Warning"]
 NORMAL: EventType = "Normal"
@@ -32,14 +33,6 @@ FAILED_PRE_STOP_HOOK = "FailedPreStopHook"
 
 KUBELET = "kubelet"
 SCHEDULER = "default-scheduler"
-
-_WALL0 = time.time()
-_MONO0 = time.monotonic()
-
-
-def epoch_now() -> float:
-    """Epoch seconds from a monotonic base fixed at import, so readings never go backwards."""
-    return _WALL0 + (time.monotonic() - _MONO0)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ from typing import Any, Literal
 from pytest_rollout._proc import ManagedProcess
 from pytest_rollout.backends.local import events as ev
 from pytest_rollout.backends.local.addresses import AddressAllocator, default_allocator
-from pytest_rollout.backends.local.events import EventRecorder, ObjectRef, epoch_now
+from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
 from pytest_rollout.backends.local.probes import (
     ContainerHealth,
     ExecAction,
@@ -90,6 +90,7 @@ from pytest_rollout.backends.local.probes import (
     parse_action,
     wait_for_exit,
 )
+from pytest_rollout.clock import epoch_now
 from pytest_rollout.errors import ConfigError, ProcessError, RolloutError, WaitTimeout
 
 NODE_NAME = "local"

@@ -48,7 +48,7 @@ import yaml
 
 from pytest_rollout import _proc, _tools
 from pytest_rollout._wait import wait_for
-from pytest_rollout.errors import ConfigError, ProcessError, WaitTimeout
+from pytest_rollout.errors import ConfigError, ProcessError, PrometheusError, WaitTimeout
 from pytest_rollout.prom import PromClient, Sample, quote
 
 __all__ = [
@@ -278,6 +278,7 @@ class PrometheusServer:
                 ready_or_exited,
                 what=f"Prometheus at {self.url} to be ready (GET /-/ready answering 200)",
                 timeout=self.startup_timeout,
+                retry_on=PrometheusError,
             )
         except WaitTimeout as exc:
             raise ProcessError(f"{exc}; last log lines:\n{_startup_log(process)}") from exc

@@ -17,13 +17,20 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from pytest_rollout.backends.base import AnalysisRunView, EventView, RolloutView
-from pytest_rollout.backends.local.events import EventRecorder, ObjectRef, epoch_now
+from pytest_rollout.backends.base import (
+    AnalysisRunView,
+    EventView,
+    MeasurementView,
+    MetricView,
+    RolloutView,
+)
+from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
 from pytest_rollout.backends.local.workloads import PodHost, ReplicaSet, control_loop, resize
+from pytest_rollout.clock import epoch_now
 from pytest_rollout.engine import canary
 from pytest_rollout.engine.analysis import AnalysisRun, AnalysisTemplate, Argument, Providers
 from pytest_rollout.engine.rollout_model import parse_rollout
-from pytest_rollout.errors import RolloutError, WaitTimeout
+from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
 from pytest_rollout.manifests import Manifest
 
 ROLLOUTS_CONTROLLER = "rollouts-controller"
@@ -100,7 +107,7 @@ class RolloutController:
         await control_loop(self.reconcile, self._wake, self._failed)
 
     def _failed(self, exc: Exception) -> None:
-        self.host.events.warning(
+        self.host.recorder.warning(
             self.ref, "ReconcileError", f"{type(exc).__name__}: {exc}", source=ROLLOUTS_CONTROLLER
         )
 
@@ -135,7 +142,7 @@ class RolloutController:
     async def _apply(self, decision: canary.Decision) -> None:
         for event in decision.events:
             record = (
-                self.host.events.warning if event.type == "Warning" else self.host.events.normal
+                self.host.recorder.warning if event.type == "Warning" else self.host.recorder.normal
             )
             record(self.ref, str(event.reason), event.message, source=ROLLOUTS_CONTROLLER)
         for state in decision.replica_sets:
@@ -224,23 +231,39 @@ class RolloutController:
         )
 
     def run_views(self) -> list[AnalysisRunView]:
-        views = []
-        for run in list(self.runs.values()):
-            snapshot = run.status()
-            views.append(
-                AnalysisRunView(
-                    snapshot.name,
-                    str(snapshot.phase),
-                    snapshot.message,
-                    {m.name: str(m.phase) for m in snapshot.metrics},
-                )
-            )
-        return views
+        return [analysis_run_view(run) for run in list(self.runs.values())]
 
     async def wait_for(self, predicate: Callable[[canary.RolloutStatus], bool]) -> RolloutView:
         while not predicate(self.status):
             await self._changed.wait()
         return self.view()
+
+
+def analysis_run_view(run: AnalysisRun) -> AnalysisRunView:
+    """The backend-neutral view of a local AnalysisRun, with its resolved conditions."""
+    snapshot = run.status()
+    conditions = {m.name: (m.success_condition, m.failure_condition) for m in run.metrics}
+    return AnalysisRunView(
+        snapshot.name,
+        str(snapshot.phase),
+        snapshot.message,
+        {m.name: str(m.phase) for m in snapshot.metrics},
+        tuple(
+            MetricView(
+                name=m.name,
+                phase=str(m.phase),
+                message=m.message,
+                success_condition=conditions.get(m.name, ("", ""))[0],
+                failure_condition=conditions.get(m.name, ("", ""))[1],
+                measurements=tuple(
+                    MeasurementView(str(x.phase), x.started_at, x.finished_at, x.value, x.message)
+                    for x in m.measurements
+                ),
+            )
+            for m in snapshot.metrics
+        ),
+        snapshot.started_at,
+    )
 
 
 class LocalRolloutHandle:
@@ -261,7 +284,12 @@ class LocalRolloutHandle:
         return self._controller.view()
 
     def wait_for_phase(self, phase: str, *, timeout: float) -> RolloutView:
-        wanted = canary.Phase(phase)
+        try:
+            wanted = canary.Phase(phase)
+        except ValueError:
+            raise ConfigError(
+                f"phase {phase!r}: expected one of {', '.join(p.value for p in canary.Phase)}"
+            ) from None
         try:
             result: RolloutView = self._call(
                 self._controller.wait_for(lambda status: status.phase == wanted),

@@ -595,7 +595,12 @@ class Router:
             fresh = [pid for pid in table.workers if pid not in before.workers]
             return table if failed or (table.reloads > before.reloads and fresh) else None
 
-        table = wait_for(settled, what="haproxy to finish a reload", timeout=_RELOAD_TIMEOUT)
+        table = wait_for(
+            settled,
+            what="haproxy to finish a reload",
+            timeout=_RELOAD_TIMEOUT,
+            retry_on=ProcessError,
+        )
         if table.failed_reloads > before.failed_reloads:
             raise ProcessError(
                 "haproxy reload failed; the previous configuration keeps serving:\n"
@@ -712,6 +717,7 @@ class Router:
             lambda: f"Pid: {pid}" in cli.worker(pid, "show info"),
             what=f"haproxy worker {pid} to answer on the runtime API",
             timeout=_START_TIMEOUT,
+            retry_on=ProcessError,
         )
 
     def _remember(self, pid: int, rows: list[dict[str, str]]) -> None:

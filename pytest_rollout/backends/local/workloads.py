@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_rollout.backends.local import rolling
-from pytest_rollout.backends.local.events import EventRecorder, ObjectRef, epoch_now
+from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
 from pytest_rollout.backends.local.pods import Pod
+from pytest_rollout.clock import epoch_now
 from pytest_rollout.engine.rollout_model import pod_template_hash, safe_encode
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest
@@ -47,7 +48,7 @@ class PodHost(Protocol):
     """What a controller needs from its namespace: creating and retiring pods."""
 
     namespace: str
-    events: EventRecorder
+    recorder: EventRecorder
 
     async def create_pod(
         self, name: str, template: Mapping[str, Any], labels: Mapping[str, str]
@@ -194,7 +195,7 @@ class DeploymentController:
     def _failed(self, exc: Exception) -> None:
         # As the ReplicaSet controller does with a failed pod creation: report it on the
         # object and try again at the next sync, rather than stop reconciling.
-        self.host.events.warning(
+        self.host.recorder.warning(
             self.ref,
             "FailedCreate",
             f"Error syncing: {type(exc).__name__}: {exc}",
@@ -226,7 +227,7 @@ class DeploymentController:
                 self._complete.set()
         elif not self._deadline_reported and now - self._progress_since > self.progress_deadline:
             self._deadline_reported = True
-            self.host.events.warning(
+            self.host.recorder.warning(
                 self.ref,
                 "ProgressDeadlineExceeded",
                 f'ReplicaSet "{new.name}" has timed out progressing.',
@@ -260,7 +261,7 @@ class DeploymentController:
     async def _scale(self, rs: ReplicaSet, size: int) -> None:
         current = rs.replicas
         direction = "up" if size > current else "down"
-        self.host.events.normal(
+        self.host.recorder.normal(
             self.ref,
             "ScalingReplicaSet",
             f"Scaled {direction} replica set {rs.name} from {current} to {size}",

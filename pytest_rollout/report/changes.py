@@ -20,14 +20,18 @@ WEIGHT_EVENT = "TrafficWeightUpdated"
 _BEFORE_S = 0.5
 _AFTER_S = 1.5
 
+_NOT_SAMPLED = "not sampled"
+_FIRST_SAMPLE = "at the first sample"
+
 _STEP = re.compile(r"step (\d+/\d+) completed")
 _SCALE = re.compile(r"from (\d+) to (\d+)")
 _WEIGHT = re.compile(r"Traffic weight updated (.+)$")
 
 
-def status_change(run: RunTimeline, t: float) -> str | None:
-    """The change of weight or hashes nearest to ``t`` (epoch s), as ``weight 5 → 0, canary
-    hash 6f7c → (none)``; None when the samples show none near it."""
+def status_change(run: RunTimeline, t: float) -> str:
+    """What the status samples show changing nearest to ``t`` (epoch s): ``weight 5 → 0,
+    canary hash 6f7c → (none)``; when no sample precedes ``t``, the weight and hashes the first
+    samples after it show; else ``no change seen``."""
     best: tuple[float, StatusSample, StatusSample] | None = None
     for before, after in zip(run.status, run.status[1:], strict=False):
         if not t - _BEFORE_S <= after.t <= t + _AFTER_S or not _differs(before, after):
@@ -35,7 +39,17 @@ def status_change(run: RunTimeline, t: float) -> str | None:
         distance = abs(after.t - t)
         if best is None or distance < best[0]:
             best = (distance, before, after)
-    return None if best is None else describe(best[1], best[2])
+    if best is not None:
+        return describe(best[1], best[2])
+    if not run.status or run.status[0].t > t + _AFTER_S:
+        return f"{_NOT_SAMPLED} (before the status was first read)"
+    if run.status[0].t > t - _BEFORE_S:
+        first = run.status[0]
+        return (
+            f"{_FIRST_SAMPLE}: weight {_shown(first.weight)}, stable hash "
+            f"{_shown(first.stable_hash)}, canary hash {_shown(first.canary_hash)}"
+        )
+    return "no change seen"
 
 
 def describe(before: StatusSample, after: StatusSample) -> str:
@@ -56,13 +70,21 @@ def short_label(event: EventView, run: RunTimeline) -> str:
         match = _WEIGHT.search(message.rstrip())
         if match:
             return match.group(1)
-        change = status_change(run, event.timestamp)
-        return f"({change})" if change else "(no change seen)"
+        return f"({_compact(status_change(run, event.timestamp), run)})"
     if step := _STEP.search(message):
         return step.group(1)
     if event.reason == "ScalingReplicaSet" and (scale := _SCALE.search(message)):
         return f"{scale.group(1)}→{scale.group(2)}"
     return ""
+
+
+def _compact(change: str, run: RunTimeline) -> str:
+    """A chart-sized form of :func:`status_change`'s text."""
+    if change.startswith(_FIRST_SAMPLE):
+        return f"canary {_shown(run.status[0].canary_hash)}"
+    if change.startswith(_NOT_SAMPLED):
+        return _NOT_SAMPLED
+    return change
 
 
 def _differs(a: StatusSample, b: StatusSample) -> bool:

@@ -45,8 +45,8 @@ _HEIGHTS = {
     "errors": 1.7,
     "latency": 1.6,
     "rollout": 1.5,
-    "analysis": 1.9,
 }
+_ANALYSIS_ROW_IN = 1.15  # one row per metric: each in its own units
 _EVENT_LANE_IN = 0.3
 _LEFT_IN = 1.5
 _TOP_IN = 0.75
@@ -78,11 +78,12 @@ def timeline_figure(title: str, views: Sequence[RunView]) -> Figure:
     """The experiment's timeline; ``views`` must hold at least one run."""
     cost_rows = [r for r in _COST_ROWS if any(v.run.resources for v in views)]
     run_rows = _run_rows(views)
-    lanes = _event_lanes(views)
+    x_range = _time_range(views)
+    lanes = _event_lanes(views, x_range[0])
     # An empty row between the full-width cost panels and the runs' columns leaves room for
     # the cost axis' tick labels and the runs' titles.
     rows = [*cost_rows, *([_GAP] if cost_rows and run_rows else []), *run_rows]
-    heights = [_HEIGHTS.get(r, 0.0) or 0.5 + _EVENT_LANE_IN * len(lanes) for r in rows]
+    heights = [_row_height(row, len(lanes)) for row in rows]
     column_width = _column_width(len(views))
     width = _LEFT_IN + column_width * len(views) + LEGEND_WIDTH_IN
     height = max(MIN_HEIGHT_IN, sum(heights) + _TOP_IN + _BOTTOM_IN + _ROW_GAP_IN * len(rows))
@@ -102,7 +103,6 @@ def timeline_figure(title: str, views: Sequence[RunView]) -> Figure:
         wspace=_COLUMN_GAP_IN / axes_width if len(views) > 1 else 0,
         hspace=_ROW_GAP_IN / axes_height,
     )
-    x_range = _time_range(views)
     shared: list[Axes] = []
     labelled = {rows[-1], *cost_rows[-1:]}  # the rows that show the time axis' numbers
 
@@ -119,11 +119,10 @@ def timeline_figure(title: str, views: Sequence[RunView]) -> Figure:
         panels.cost({row: axes_at(row, slice(None)) for row in cost_rows}, runs)
     columns: list[dict[str, Axes]] = []
     colors = version_colors(views)
-    markers = panels.metric_markers(runs)
     px_per_s = column_width * DPI * 0.8 / (x_range[1] - x_range[0])
     for column, view in enumerate(views if run_rows else ()):
         axes = {row: axes_at(row, column) for row in run_rows}
-        panels.draw_run(axes, view, colors, lanes, markers, px_per_s=px_per_s)
+        panels.draw_run(axes, view, colors, lanes, px_per_s=px_per_s)
         shown = view.run.label
         if view.run.strategy and view.run.strategy not in shown:
             shown += f" ({view.run.strategy})"
@@ -133,7 +132,7 @@ def timeline_figure(title: str, views: Sequence[RunView]) -> Figure:
             axes["events"].tick_params(labelleft=False)  # the same lanes as the first column
         columns.append(axes)
     shared[0].set_xlim(*x_range)
-    _equal_scales(columns, ("traffic", "errors", "latency", "analysis"))
+    _equal_scales(columns, ["traffic", "errors", "latency", *_analysis_rows(views)])
     if columns:
         _legends(columns[-1], views, colors)
     return figure
@@ -160,35 +159,52 @@ def _run_rows(views: Sequence[RunView]) -> list[str]:
         rows += ["traffic", "errors", "latency"]
     if any(v.run.status for v in views):
         rows.append("rollout")
-    if any(v.run.analysis for v in views):
-        rows.append("analysis")
+    rows += _analysis_rows(views)
     if any(v.run.events for v in views):
         rows.append("events")
     return rows
 
 
-def _event_lanes(views: Sequence[RunView]) -> list[str]:
-    """Event reasons in order of first appearance: one lane each, the same in every run."""
+def _analysis_rows(views: Sequence[RunView]) -> list[str]:
+    return [panels.ANALYSIS + m for m in sorted({m.metric for v in views for m in v.run.analysis})]
+
+
+def _row_height(row: str, lanes: int) -> float:
+    if row.startswith(panels.ANALYSIS):
+        return _ANALYSIS_ROW_IN
+    if row == "events":
+        return 0.5 + _EVENT_LANE_IN * lanes
+    return _HEIGHTS[row]
+
+
+def _event_lanes(views: Sequence[RunView], since: float) -> list[str]:
+    """The reasons of the events on the chart (from ``since`` seconds), in order of first
+    appearance: one lane each, the same in every run."""
     lanes: list[str] = []
     for view in views:
         for event in sorted(view.run.events, key=lambda e: e.timestamp):
-            if event.reason not in lanes:
+            if view.run.rel(event.timestamp) >= since and event.reason not in lanes:
                 lanes.append(event.reason)
     return lanes
 
 
 def _time_range(views: Sequence[RunView]) -> tuple[float, float]:
+    """Seconds from the release, over every run: while the load ran when there is a traffic
+    log (what happened before it, the initial deploy, is in the event log), else everything
+    the run recorded."""
     starts, ends = [0.0], [1.0]
+    loaded = [v.traffic for v in views if v.traffic is not None and v.traffic.requests]
     for view in views:
         run = view.run
-        if view.traffic is not None and view.traffic.requests:
-            starts.append(view.traffic.begin)
-            ends.append(view.traffic.end)
         times = [s.t for s in run.status] + [m.t for m in run.analysis]
         times += [e.timestamp for e in run.events] + [r.t for r in run.resources]
         if times:
-            starts.append(run.rel(min(times)))
             ends.append(run.rel(max(times)))
+            if not loaded:
+                starts.append(run.rel(min(times)))
+    for traffic in loaded:
+        starts.append(traffic.begin)
+        ends.append(traffic.end)
     low, high = min(starts), max(ends)
     margin = 0.01 * (high - low)
     return low - margin, high + margin
@@ -219,8 +235,9 @@ def _legends(axes: dict[str, Axes], views: Sequence[RunView], colors: dict[str, 
         # Clear of the step axis' labels on the right.
         steps = any(s.step is not None for r in runs for s in r.status)
         _legend(axes["rollout"], panels.rollout_handles(runs), "Rollout", x=1.07 if steps else 1.01)
-    if "analysis" in axes:
-        _legend(axes["analysis"], panels.analysis_handles(runs), "metric / phase")
+    analysis = [row for row in axes if row.startswith(panels.ANALYSIS)]
+    if analysis:
+        _legend(axes[analysis[0]], panels.analysis_handles(runs), "measurement")
 
 
 def _legend(ax: Axes, handles: Sequence[Artist], title: str | None, *, x: float = 1.01) -> None:

@@ -226,14 +226,14 @@ def _event_log(experiment: Experiment) -> list[str]:
             "<th>status change seen</th></tr>"
         ]
         for event in sorted(run.events, key=lambda e: e.timestamp):
-            change = status_change(run, event.timestamp) if event.reason == WEIGHT_EVENT else None
+            change = status_change(run, event.timestamp) if event.reason == WEIGHT_EVENT else ""
             warn = ' class="warning"' if event.type == "Warning" else ""
             target = f"{event.kind}/{event.name}" if event.kind or event.name else ""
             rows.append(
                 f"<tr{warn}><td>{run.rel(event.timestamp):+.1f}s</td><td>{_e(event.type)}</td>"
                 f"<td>{_e(event.reason)}</td><td>{_e(target)}</td>"
                 # Argo's text kept as it is, trailing space included.
-                f"<td><code>{_e(event.message)}</code></td><td>{_e(change or '')}</td></tr>"
+                f"<td><code>{_e(event.message)}</code></td><td>{_e(change)}</td></tr>"
             )
         rows.append("</table>")
         block.append("".join(rows))

@@ -28,7 +28,8 @@ ROLLOUT_PHASE_COLORS = {
     "Paused": "#fcefc7",
     "Degraded": "#f2dede",
 }
-METRIC_MARKERS = ("o", "s", "D", "^", "v", "P", "X")
+ANALYSIS = "analysis:"
+"""Prefix of an analysis row's name: ``analysis:<metric>``."""
 STRATEGY_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 WINDOW_COLOR = "#c62828"
 WEIGHT_COLOR = "#1f77b4"
@@ -54,7 +55,6 @@ def draw_run(
     view: RunView,
     colors: dict[str, str],
     lanes: list[str],
-    markers: dict[str, str],
     *,
     px_per_s: float,
 ) -> None:
@@ -63,8 +63,9 @@ def draw_run(
         traffic(axes, view.traffic, colors)
     if "rollout" in axes:
         rollout(axes["rollout"], run)
-    if "analysis" in axes:
-        analysis(axes["analysis"], run, markers)
+    for row, ax in axes.items():
+        if row.startswith(ANALYSIS):
+            analysis(ax, run, row.removeprefix(ANALYSIS))
     if "events" in axes:
         events(axes["events"], run, lanes, px_per_s=px_per_s)
     windows(list(axes.values()), run)
@@ -194,17 +195,18 @@ def rollout_handles(runs: Sequence[RunTimeline]) -> list[Line2D | Patch]:
     return handles
 
 
-def analysis(ax: Axes, run: RunTimeline, markers: dict[str, str]) -> None:
-    """Each measurement at its value, coloured by phase, beside its metric's thresholds."""
-    ax.set_ylabel("analysis\nmeasurement", fontsize=9)
-    thresholds = sorted({(m.metric, th) for m in run.analysis for th in m.thresholds})
-    scale = [m.value for m in run.analysis if m.value is not None]
-    scale += [th for _, th in thresholds] + [0.0]
-    ax.set_ylim(min(min(scale), 0.0), max(scale) * 1.25 or 1.0)
-    for metric, threshold in thresholds:
+def analysis(ax: Axes, run: RunTimeline, metric: str) -> None:
+    """The measurements of one metric at their values, coloured by phase, against the
+    thresholds of its conditions."""
+    measurements = [m for m in run.analysis if m.metric == metric]
+    ax.set_ylabel(metric.replace("-", "-\n", 1) if len(metric) > 12 else metric, fontsize=9)
+    thresholds = sorted({th for m in measurements for th in m.thresholds})
+    scale = [m.value for m in measurements if m.value is not None] + thresholds + [0.0]
+    ax.set_ylim(min(min(scale), 0.0), max(scale) * 1.3 or 1.0)
+    for threshold in thresholds:
         ax.axhline(threshold, color="#555555", linestyle="--", linewidth=0.9)
         ax.annotate(
-            f"{metric} threshold {threshold:g}",
+            f"threshold {threshold:g}",
             (1.0, threshold),
             xycoords=("axes fraction", "data"),
             fontsize=7,
@@ -212,14 +214,14 @@ def analysis(ax: Axes, run: RunTimeline, markers: dict[str, str]) -> None:
             va="bottom",
             color="#555555",
         )
-    for m in run.analysis:
+    for m in measurements:
         color = MEASUREMENT_COLORS.get(m.phase, _OTHER)
         shown = 0.0 if m.value is None else m.value
         # A measurement without a value (an Error, a failed web check) sits hollow on zero.
         ax.scatter(
             [run.rel(m.t)],
             [shown],
-            marker=markers.get(m.metric, "o"),
+            marker="o",
             s=38,
             zorder=3,
             color=color if m.value is not None else "none",
@@ -238,13 +240,11 @@ def analysis(ax: Axes, run: RunTimeline, markers: dict[str, str]) -> None:
 
 
 def analysis_handles(runs: Sequence[RunTimeline]) -> list[Line2D | Patch]:
-    markers = metric_markers(runs)
-    handles: list[Line2D | Patch] = [
-        Line2D([], [], marker=marker, linestyle="", color="#555555", label=metric)
-        for metric, marker in markers.items()
-    ]
     phases = sorted({m.phase for r in runs for m in r.analysis})
-    handles += [Patch(color=MEASUREMENT_COLORS.get(p, _OTHER), label=p) for p in phases]
+    handles: list[Line2D | Patch] = [
+        Patch(color=MEASUREMENT_COLORS.get(p, _OTHER), label=p) for p in phases
+    ]
+    handles.append(Line2D([], [], color="#555555", linestyle="--", label="threshold"))
     return handles
 
 
@@ -259,6 +259,8 @@ def events(ax: Axes, run: RunTimeline, lanes: list[str], *, px_per_s: float) -> 
     taken: dict[tuple[int, int], float] = {}
     char_s = _LABEL_FONT_PT * 0.6 * (100 / 72) / px_per_s
     for event in sorted(run.events, key=lambda e: e.timestamp):
+        if event.reason not in lanes:
+            continue  # before the chart's time range
         lane = lanes.index(event.reason)
         warning = event.type == "Warning"
         x = run.rel(event.timestamp)
@@ -358,8 +360,3 @@ def cost(axes: dict[str, Axes], runs: Sequence[RunTimeline]) -> None:
     pods.legend(
         loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="strategy", title_fontsize=8
     )
-
-
-def metric_markers(runs: Sequence[RunTimeline]) -> dict[str, str]:
-    metrics = sorted({m.metric for r in runs for m in r.analysis})
-    return {m: METRIC_MARKERS[i % len(METRIC_MARKERS)] for i, m in enumerate(metrics)}

@@ -85,17 +85,22 @@ def read_traffic(path: Path, *, origin: float | None, bin_s: float = 1.0) -> Tra
     if origin is None:
         origin = float(rows.sent.min())
     rel = rows.sent - origin
-    first = np.floor(rel.min() / bin_s) * bin_s
+    # Bins start at the first request, and a last bin the load did not fill is left out of the
+    # rates (it would read as a drop); the counts keep every request.
+    first = float(rel.min())
     index = np.floor((rel - first) / bin_s).astype(np.int64)
-    bins = int(index.max()) + 1
-    starts = first + np.arange(bins) * bin_s
+    bins = max(1, int((rel.max() - first) // bin_s))
+    binned = index < bins
+    starts = first + np.arange(bins, dtype=np.float64) * bin_s
     versions = np.array(rows.version, dtype=object)
     order = sorted(set(rows.version), key=_version_order)
     series = tuple(
-        _version_series(name, versions == name, index, rows, bins, bin_s) for name in order
+        _version_series(name, versions == name, binned, index, rows, bins, bin_s) for name in order
     )
-    totals = np.bincount(index, minlength=bins).astype(np.float64)
-    failed = np.bincount(index, weights=rows.failed.astype(np.float64), minlength=bins)
+    totals = np.bincount(index[binned], minlength=bins).astype(np.float64)
+    failed = np.bincount(
+        index[binned], weights=rows.failed[binned].astype(np.float64), minlength=bins
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         overall = np.where(totals > 0, failed / totals, np.nan)
     return TrafficSeries(
@@ -112,23 +117,25 @@ def read_traffic(path: Path, *, origin: float | None, bin_s: float = 1.0) -> Tra
 def _version_series(
     name: str,
     mask: npt.NDArray[np.bool_],
+    binned: npt.NDArray[np.bool_],
     index: npt.NDArray[np.int64],
     rows: _Rows,
     bins: int,
     bin_s: float,
 ) -> VersionSeries:
-    where = index[mask]
+    shown = mask & binned
+    where = index[shown]
     counts = np.bincount(where, minlength=bins).astype(np.float64)
-    failed = np.bincount(where, weights=rows.failed[mask].astype(np.float64), minlength=bins)
+    failed = np.bincount(where, weights=rows.failed[shown].astype(np.float64), minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = np.where(counts > 0, failed / counts, np.nan)
     return VersionSeries(
         version=name,
         requests=int(mask.sum()),
-        failures=int(failed.sum()),
+        failures=int(rows.failed[mask].sum()),
         rate=counts / bin_s,
         error_rate=error_rate,
-        p99_ms=_p99_per_bin(where, rows.latency[mask] * 1e3, bins),
+        p99_ms=_p99_per_bin(where, rows.latency[shown] * 1e3, bins),
     )
 
 

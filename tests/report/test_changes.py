@@ -43,8 +43,21 @@ def test_nearest_change_is_chosen() -> None:
 
 
 def test_no_change_near_the_event() -> None:
-    assert status_change(RUN, T0 + 3.0) is None
+    assert status_change(RUN, T0 + 3.0) == "no change seen"
     assert short_label(_event(3.0, "Traffic weight updated "), RUN) == "(no change seen)"
+
+
+def test_event_before_or_at_the_first_sample() -> None:
+    assert status_change(RUN, T0 - 9.0) == "not sampled (before the status was first read)"
+    late = RunTimeline(
+        "late", None, T0, status=(_sample(0.5, 0, "aaa", "bbb"), _sample(3.0, 0, "aaa", "bbb"))
+    )
+    assert status_change(late, T0 + 0.3) == (
+        "at the first sample: weight 0, stable hash aaa, canary hash bbb"
+    )
+    bare = _event(0.3, "Traffic weight updated ")
+    assert short_label(bare, late) == "(canary bbb)"
+    assert short_label(_event(-9.0, "Traffic weight updated "), RUN) == "(not sampled)"
 
 
 def test_labels_of_other_events() -> None:

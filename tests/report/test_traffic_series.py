@@ -38,22 +38,24 @@ def _record(
 
 
 def test_bins_count_rates_errors_and_p99_by_version(tmp_path: Path) -> None:
-    records = [_record(ORIGIN - 0.5 + i * 0.1, latency=0.001 * (i + 1)) for i in range(10)]
+    records = [_record(ORIGIN - 1.0 + i * 0.2, latency=0.001 * (i + 1)) for i in range(5)]
+    records += [_record(ORIGIN + i * 0.2) for i in range(5)]
     records += [
-        _record(ORIGIN + 0.5 + i * 0.1, version="v2", status=500 if i < 3 else 200)
+        _record(ORIGIN + 0.1 + i * 0.2, version="v2", status=500 if i < 3 else 200)
         for i in range(4)
     ]
     records += [_record(ORIGIN + 1.2, version=None, status=None, error="reset")]
     records += [_record(ORIGIN + 1.3, version=None, status=502)]
+    records += [_record(ORIGIN + 2.3)]  # in a last second the load did not fill
     path = _log(records).to_csv(tmp_path / "traffic.csv")
     assert is_traffic_log(path)
 
     series = read_traffic(path, origin=ORIGIN, bin_s=1.0)
-    assert series.starts.tolist() == [-1.0, 0.0, 1.0]
-    assert series.requests == 16
-    assert series.failures == 3 + 2
+    assert series.starts.tolist() == pytest.approx([-1.0, 0.0, 1.0])
+    assert (series.requests, series.failures) == (17, 5)
     v1, v2, unknown = series.versions
     assert (v1.version, v2.version, unknown.version) == ("v1", "v2", "unknown")
+    assert v1.requests == 11, "the unfilled last second still counts"
     assert v1.rate.tolist() == [5.0, 5.0, 0.0]
     assert v2.rate.tolist() == [0.0, 4.0, 0.0]
     assert v2.error_rate[1] == pytest.approx(0.75)
@@ -70,8 +72,9 @@ def test_origin_defaults_to_the_first_request(tmp_path: Path) -> None:
     path = _log([_record(ORIGIN + 3.0), _record(ORIGIN + 4.5)]).to_csv(tmp_path / "t.csv")
     series = read_traffic(path, origin=None)
     assert series.origin == ORIGIN + 3.0
-    assert series.begin == 0.0
-    assert series.end == 2.0
+    assert (series.begin, series.end) == (0.0, 1.0)
+    assert series.versions[0].rate.tolist() == [1.0]
+    assert series.versions[0].requests == 2
 
 
 def test_empty_log_has_no_bins(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -36,11 +37,12 @@ import numpy as np
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.judge.statistic import (
     FloatArray,
-    GammaMixture,
+    RatioGrid,
     expected_canary_events,
     log_e_value,
     log_judge_e_value,
     log_mean_exp,
+    share_log_terms,
 )
 
 Decision = Literal["fail", "pass", "continue"]
@@ -60,13 +62,13 @@ class JudgeConfig:
     ``alpha``: the false-abort probability bound. ``pass_after_requests``: the canary requests
     after which an unrejected canary is reported ``pass``. ``latency_floor_s``: latency bounds
     below it are not tested (sub-floor differences are scheduling noise on a shared host, not
-    regressions a user sees). ``mixture``: which rate ratios the tests expect.
+    regressions a user sees). ``grid``: which rate ratios the tests expect.
     """
 
     alpha: float = DEFAULT_ALPHA
     pass_after_requests: float = DEFAULT_PASS_AFTER_REQUESTS
     latency_floor_s: float = DEFAULT_LATENCY_FLOOR_S
-    mixture: GammaMixture = field(default_factory=GammaMixture)
+    grid: RatioGrid = field(default_factory=RatioGrid)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.alpha, int | float) and 0 < self.alpha < 1):
@@ -177,14 +179,12 @@ def judge(snapshots: Sequence[Snapshot], config: JudgeConfig | None = None) -> V
     looks = len(snapshots)
     canary = snapshots[-1].canary if snapshots else VersionCounts()
     stable = snapshots[-1].stable if snapshots else VersionCounts()
-    series = _Series.of(snapshots)
-    log_errors = log_e_value(*series.errors(), config.mixture)
+    series = _Series.of(snapshots, config.grid)
+    log_errors = series.errors().log_e(config.grid)
     bounds = tuple(b for b in series.bounds if b >= config.latency_floor_s)
     log_latency = np.zeros((looks, 1))
     if bounds:
-        log_latency = np.stack(
-            [log_e_value(*series.slower(b), config.mixture) for b in bounds], axis=-1
-        )
+        log_latency = np.stack([series.slower(b).log_e(config.grid) for b in bounds], axis=-1)
     log_judge = log_judge_e_value(log_errors, log_latency)
     e_value = _e(float(log_judge[-1])) if looks else 1.0
     p_value = 1.0 / _e(float(np.max(log_judge, initial=0.0)))
@@ -206,10 +206,15 @@ def judge(snapshots: Sequence[Snapshot], config: JudgeConfig | None = None) -> V
 
 
 class _Counts(NamedTuple):
-    """One kind of event, per look: cumulative canary events and the null's expectation."""
+    """One kind of event, per look: cumulative canary events, the compensators of the ratio
+    grid (looks, ratios) and the null's expected canary events (for reports)."""
 
     canary: FloatArray
+    compensator: FloatArray
     expected: FloatArray
+
+    def log_e(self, grid: RatioGrid) -> FloatArray:
+        return log_e_value(self.canary, self.compensator, grid)
 
 
 @dataclass(frozen=True)
@@ -219,13 +224,14 @@ class _Series:
     requests: FloatArray  # (looks, 2): canary, stable
     errors_: FloatArray  # (looks, 2)
     slower_: Mapping[float, FloatArray]  # bound -> (looks, 2)
+    grid: RatioGrid
 
     @property
     def bounds(self) -> tuple[float, ...]:
         return tuple(sorted(self.slower_))
 
     @classmethod
-    def of(cls, snapshots: Sequence[Snapshot]) -> _Series:
+    def of(cls, snapshots: Sequence[Snapshot], grid: RatioGrid) -> _Series:
         pairs = [(s.canary, s.stable) for s in snapshots]
         requests = np.array([[c.requests, s.requests] for c, s in pairs], dtype=np.float64)
         errors = np.array([[c.errors, s.errors] for c, s in pairs], dtype=np.float64)
@@ -238,13 +244,21 @@ class _Series:
             for b in bounds
         }
         _check_counts(requests, errors, slower)
-        return cls(requests, errors, slower)
+        return cls(requests, errors, slower, grid)
+
+    @cached_property
+    def _intervals(self) -> tuple[FloatArray, FloatArray]:
+        """Each interval's requests (intervals, 2) and share terms (intervals, ratios)."""
+        requests = np.diff(self.requests, axis=0, prepend=np.zeros((1, 2)))
+        return requests, share_log_terms(requests[:, 0], requests[:, 1], self.grid)
 
     def _counts(self, cumulative: FloatArray) -> _Counts:
         steps = np.diff(cumulative, axis=0, prepend=np.zeros((1, 2)))
-        requests = np.diff(self.requests, axis=0, prepend=np.zeros((1, 2)))
+        requests, terms = self._intervals
+        events = steps.sum(axis=1)
         expected = expected_canary_events(steps[:, 0], steps[:, 1], requests[:, 0], requests[:, 1])
-        return _Counts(cumulative[:, 0], np.cumsum(expected))
+        compensator = np.cumsum(events[:, None] * terms, axis=0)
+        return _Counts(cumulative[:, 0], compensator, np.cumsum(expected))
 
     def errors(self) -> _Counts:
         return self._counts(self.errors_)

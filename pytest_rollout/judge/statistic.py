@@ -37,8 +37,9 @@ fixed these reduce to the paper's two counts.
 One-sided: every ``r`` the mixture weighs is ``> 1``. If the canary is *better*
 (``theta_k < rho_k``), ``E[r ** x] = (1 + theta_k (r - 1)) ** E_k`` only shrinks for ``r > 1``,
 so each ``M_t(r)`` and the mixture stay supermartingales: a better canary cannot produce
-evidence, and only a canary that is worse than stable can be aborted. The same holds for the latency test below, which makes its
-null "the canary is not slower" (no tail heavier), not "the distributions are equal".
+evidence, and only a canary that is worse than stable can be aborted. The judge's latency test
+(the events are requests slower than a bound) is therefore a test of "the canary is not slower"
+(no heavier tail at any bound), not of "the distributions are equal".
 """
 
 from __future__ import annotations

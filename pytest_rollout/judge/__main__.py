@@ -56,13 +56,14 @@ def parser() -> argparse.ArgumentParser:
         "--interval-seconds",
         type=float,
         default=DEFAULT_INTERVAL_S,
-        help="width of the intervals both versions are compared in (default %(default)s)",
+        help="shortest interval the versions are compared in: Prometheus's scrape interval "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--settle-seconds",
         type=float,
         default=DEFAULT_SETTLE_S,
-        help="how old an instant must be before it is read: more than a scrape interval "
+        help="how old an instant must be before it is read: longer than a scrape takes "
         "(default %(default)s)",
     )
     p.add_argument("--requests-metric", default=defaults.requests_metric)

@@ -38,8 +38,8 @@ from pytest_rollout.judge.statistic import (
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-LATENCY_BOUNDS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""The reference service's histogram bounds at or above the judge's default latency floor."""
+LATENCY_BOUNDS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""The reference service's histogram bounds; the judge tests those at or above its floor."""
 BASE_LATENCY_MEDIAN_S = 0.03
 BASE_LATENCY_SIGMA = 1.0
 FIXED_THRESHOLD = 0.05
@@ -165,12 +165,9 @@ def _judge_log_e(streams: Streams, rows: slice, config: JudgeConfig) -> FloatArr
 
     log_errors = test(streams.canary_errors[rows], streams.stable_errors[rows])
     canary_slower, stable_slower = streams.canary_slower[rows], streams.stable_slower[rows]
+    tested = [j for j, bound in enumerate(LATENCY_BOUNDS_S) if bound >= config.latency_floor_s]
     log_latency = np.stack(
-        [
-            test(canary_slower[..., j], stable_slower[..., j])
-            for j in range(canary_slower.shape[-1])
-        ],
-        axis=-1,
+        [test(canary_slower[..., j], stable_slower[..., j]) for j in tested], axis=-1
     )
     return log_judge_e_value(log_errors, log_latency)
 

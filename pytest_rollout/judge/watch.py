@@ -1,16 +1,17 @@
-"""Reading one canary's counters from Prometheus on a time grid shared by both versions.
+"""Reading one canary's counters from Prometheus as of instants shared by both versions.
 
 The judge compares the versions within each interval, so both versions' counts must cover the
-same interval. Prometheus scrapes every pod on its own schedule, so a look "now" would pair the
-canary's latest scrape with a stable scrape up to a scrape interval older or newer, and a look
+same interval. Prometheus scrapes every pod on its own schedule: a look "now" would pair the
+canary's latest scrape with a stable scrape up to a scrape interval older or newer, and looks
 between the two would give one version's increase to one interval and the other's to the next.
-:class:`CanaryWatch` reads the counters instead *as of* fixed instants ``t0, t0 + w, ...``
-(instant queries at those times: each series' last sample at or before the instant), once an
-instant is ``settle`` seconds in the past so that every scrape before it has been stored. Every
-interval ``[t_j, t_j+1)`` then holds the scrapes of both versions whose timestamps fall in it.
+:class:`CanaryWatch` reads the counters instead *as of* an instant (an instant query at that
+time: each series' last sample at or before it), ``settle`` seconds in the past so that a scrape
+that started before the instant has been stored, and at least ``interval`` after the previous
+instant so that every interval holds a scrape of every pod. Each interval then holds the scrapes
+of both versions whose timestamps fall in it.
 
-The first instant, ``t0``, is the judge's first look at the canary (less ``settle``): counts
-start there (:mod:`.counters`).
+The first instant is the judge's first look at the canary (less ``settle``): counts start there
+(:mod:`.counters`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ BASELINE_LOOKBACK = "5m"
 """How far before the first instant the judge searches a series' value (a failed scrape then
 must not make an old series count from zero)."""
 DEFAULT_INTERVAL_S = 1.0
-DEFAULT_SETTLE_S = 1.5
-MAX_CATCH_UP = 30
-"""Instants read in one look at most; after a longer silence the older ones merge into one
-interval (any interval is valid; only resolution is lost)."""
+"""The scrape interval of the Prometheus the judge reads (both backends scrape every second)."""
+DEFAULT_SETTLE_S = 0.5
+"""Longer than a scrape of a pod takes. A slower scrape is read one interval late: its counts
+land in the next interval, which costs precision, not validity."""
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
@@ -66,30 +67,36 @@ class JudgeQueries:
                 re.compile(getattr(self, name))
             except re.error as exc:
                 raise ConfigError(f"judge {name}: not a regular expression: {exc}") from None
-        self.selectors("namespace", ("canary", "stable"))  # metric names: ConfigError now
+        for metric in (self.requests_metric, self.bucket_metric):
+            if metric is not None:
+                selector(metric)  # a bad metric name is a ConfigError now, not at the first look
 
     @property
     def error_code(self) -> re.Pattern[str]:
         return re.compile(self.error_codes)
 
-    def selectors(self, namespace: str, hashes: tuple[str, str]) -> tuple[str, str | None]:
-        """The instant-vector selectors of the request counters and of the latency buckets."""
+    @property
+    def bucket_metric(self) -> str | None:
+        return f"{self.latency_metric}_bucket" if self.latency_metric else None
+
+    def selector(self, namespace: str, hashes: tuple[str, str]) -> str:
+        """One instant-vector selector for the request counters and the latency buckets of the
+        two versions: one query per look, so both come from the same moment."""
+        names = [self.requests_metric, *([self.bucket_metric] if self.bucket_metric else [])]
         matchers = [
+            LabelMatcher("__name__", "=~", "|".join(names)),
             LabelMatcher("namespace", "=", namespace),
             LabelMatcher(self.labels.version, "=~", "|".join(re.escape(h) for h in hashes)),
         ]
         if self.excluded_routes:
             matchers.append(LabelMatcher(self.route_label, "!~", self.excluded_routes))
-        requests = selector(self.requests_metric, matchers)
-        if not self.latency_metric:
-            return requests, None
-        return requests, selector(f"{self.latency_metric}_bucket", matchers)
+        return "{" + ",".join(str(m) for m in matchers) + "}"
 
 
 @dataclass(frozen=True)
 class Timing:
-    """The grid: ``interval_s`` between instants, read ``settle_s`` after they pass (more than
-    a scrape interval plus a scrape's duration)."""
+    """When to read: instants at least ``interval_s`` apart (the scrape interval), each
+    ``settle_s`` before the look that reads it."""
 
     interval_s: float = DEFAULT_INTERVAL_S
     settle_s: float = DEFAULT_SETTLE_S
@@ -154,9 +161,9 @@ class CanaryWatch:
         self.lock = asyncio.Lock()
         self.last_decision = ""
         self._first: float | None = None
-        self._next: float | None = None
+        self._last: float | None = None
         self._trackers = (CounterTracker(), CounterTracker())
-        self._selectors = queries.selectors(ref.namespace, (ref.canary_hash, ref.stable_hash))
+        self._selector = queries.selector(ref.namespace, (ref.canary_hash, ref.stable_hash))
 
     @property
     def first_instant(self) -> float | None:
@@ -164,27 +171,28 @@ class CanaryWatch:
         return self._first
 
     def look(self, now: float) -> None:
-        """Read every instant that has settled by ``now`` (blocking; one look at a time)."""
-        settled = now - self.timing.settle_s
-        if self._next is None:
-            self._first = self._next = settled
-        due: list[float] = []
-        instant = self._next
-        while instant <= settled:
-            due.append(instant)
-            instant += self.timing.interval_s
-        for at in due[-MAX_CATCH_UP:]:
-            self._read(at)
-        self._next = instant
+        """Read the counters as of ``now - settle``, unless the last instant read is less than
+        an interval before it (blocking; one look at a time)."""
+        instant = now - self.timing.settle_s
+        if self._last is not None and instant - self._last < self.timing.interval_s:
+            return
+        if self._first is None:
+            self._first = instant
+        self._read(instant)
+        self._last = instant
 
     def _read(self, at: float) -> None:
-        first = at == self._first
-        for tracker, chosen in zip(self._trackers, self._selectors, strict=True):
-            if chosen is None:
-                continue
-            answer = self._values(chosen, at)
-            unseen = tracker.unseen(answer)
-            baselines = {k: answer[k] for k in unseen} if first else self._baselines(chosen, unseen)
+        by_metric: dict[str | None, dict[SeriesKey, float]] = {}
+        for key, value in self._values(self._selector, at).items():
+            by_metric.setdefault(dict(key).get("__name__"), {})[key] = value
+        names = (self.queries.requests_metric, self.queries.bucket_metric)
+        answers = [by_metric.get(name, {}) for name in names]
+        unseen = {k for t, a in zip(self._trackers, answers, strict=True) for k in t.unseen(a)}
+        if at == self._first:
+            baselines = {k: v for a in answers for k, v in a.items() if k in unseen}
+        else:
+            baselines = self._baselines(unseen)
+        for tracker, answer in zip(self._trackers, answers, strict=True):
             tracker.update(answer, baselines)
         requests, buckets = (t.increases for t in self._trackers)
         snapshot = Snapshot(
@@ -205,12 +213,13 @@ class CanaryWatch:
     def _values(self, promql: str, at: float) -> dict[SeriesKey, float]:
         return {series_key(s.labels): s.value for s in self.client.query(promql, at=at)}
 
-    def _baselines(self, chosen: str, unseen: set[SeriesKey]) -> dict[SeriesKey, float]:
+    def _baselines(self, unseen: set[SeriesKey]) -> dict[SeriesKey, float]:
         """Values of ``unseen`` series at the first instant (absent: they did not exist yet)."""
         if not unseen or self._first is None:
             return {}
-        # last_over_time drops the metric name; the other labels identify the series.
-        promql = f"last_over_time({chosen}[{BASELINE_LOOKBACK}])"
+        # last_over_time drops the metric name; the other labels identify the series (a bucket
+        # series has an `le`, a request counter none).
+        promql = f"last_over_time({self._selector}[{BASELINE_LOOKBACK}])"
         at_first = self._values(promql, self._first)
         return {k: at_first[_without_name(k)] for k in unseen if _without_name(k) in at_first}
 

@@ -25,7 +25,7 @@ IMAGE = "pytest-rollout/canary-judge:dev"
 
 @pytest.fixture(scope="module")
 def target() -> TargetConfig:
-    return load_target_config(REPO)
+    return load_target_config([REPO])
 
 
 @pytest.fixture(scope="module")

@@ -253,7 +253,10 @@ def test_each_image_is_built_once_and_loaded_into_kind_as_an_archive(
     built = [build for build in builds if isinstance(build, BuildImage)]
     assert len(built) == len(builds)
     tags = tuple(tag for build in built for tag in build.tags)
-    assert sorted(tags) == ["pytest-rollout/canary-judge:dev", "pytest-rollout/reference-service:dev"]
+    assert sorted(tags) == [
+        "pytest-rollout/canary-judge:dev",
+        "pytest-rollout/reference-service:dev",
+    ]
     for build in built:
         run = target.image(build.tags[0])
         assert run.build is not None

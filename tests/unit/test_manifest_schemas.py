@@ -477,11 +477,53 @@ def _container_ports(workload: Manifest) -> dict[str, int]:
 
 
 def _check_references(manifests: ManifestSet) -> None:
+    # The app's workload, and any workload deployed beside it (the canary judge).
     workloads = _workloads(manifests)
-    assert len(workloads) == 1, [m.ref for m in workloads]
-    (workload,) = workloads
+    assert workloads, "no workload"
+    for workload in workloads:
+        _check_workload(workload)
+
+    for service in manifests.of_kind("Service"):
+        selector = service.body["spec"]["selector"]
+        owners = [w for w in workloads if not selector.items() - _pod_labels(w).items()]
+        if not owners:
+            _fail(service, ["spec", "selector"], f"selects none of {[w.ref for w in workloads]}")
+        ports = {name for w in owners for name in _container_ports(w)}
+        for index, port in enumerate(service.body["spec"]["ports"]):
+            target_port = port.get("targetPort", port["port"])
+            if isinstance(target_port, str) and target_port not in ports:
+                where: list[str | int] = ["spec", "ports", index, "targetPort"]
+                _fail(service, where, f"{target_port!r} is not a port of {owners[0].ref}")
+
+    for route in manifests.of_kind("HTTPRoute"):
+        for index, rule in enumerate(route.body["spec"]["rules"]):
+            for ref_index, ref in enumerate(rule["backendRefs"]):
+                service = manifests.get("Service", ref["name"])
+                service_ports = [p["port"] for p in service.body["spec"]["ports"]]
+                if ref["port"] not in service_ports:
+                    path: list[str | int] = [
+                        "spec",
+                        "rules",
+                        index,
+                        "backendRefs",
+                        ref_index,
+                        "port",
+                    ]
+                    _fail(route, path, f"{service.ref} has ports {service_ports}")
+
+    for workload in workloads:
+        if workload.kind == "Rollout":
+            _check_rollout(workload, manifests)
+
+
+def _pod_labels(workload: Manifest) -> dict[str, str]:
+    labels: dict[str, str] = workload.body["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def _check_workload(workload: Manifest) -> None:
     spec = workload.body["spec"]
-    labels = spec["template"]["metadata"]["labels"]
+    labels = _pod_labels(workload)
     if spec["selector"]["matchLabels"].items() - labels.items():
         _fail(workload, ["spec", "selector"], f"does not select its own pods {labels}")
     ports = _container_ports(workload)
@@ -499,35 +541,6 @@ def _check_references(manifests: ManifestSet) -> None:
         if scrape_port not in ports.values():
             _fail(workload, ["spec", "template", "metadata", "annotations"], "scrape port unknown")
 
-    for service in manifests.of_kind("Service"):
-        selector = service.body["spec"]["selector"]
-        if selector.items() - labels.items():
-            _fail(service, ["spec", "selector"], f"selects none of {workload.ref}'s pods")
-        for index, port in enumerate(service.body["spec"]["ports"]):
-            target_port = port.get("targetPort", port["port"])
-            if isinstance(target_port, str) and target_port not in ports:
-                path = ["spec", "ports", index, "targetPort"]
-                _fail(service, path, f"{target_port!r} is not a port of {workload.ref}")
-
-    for route in manifests.of_kind("HTTPRoute"):
-        for index, rule in enumerate(route.body["spec"]["rules"]):
-            for ref_index, ref in enumerate(rule["backendRefs"]):
-                service = manifests.get("Service", ref["name"])
-                service_ports = [p["port"] for p in service.body["spec"]["ports"]]
-                if ref["port"] not in service_ports:
-                    path = [
-                        "spec",
-                        "rules",
-                        index,
-                        "backendRefs",
-                        ref_index,
-                        "port",
-                    ]
-                    _fail(route, path, f"{service.ref} has ports {service_ports}")
-
-    if workload.kind == "Rollout":
-        _check_rollout(workload, manifests)
-
 
 def _check_rollout(rollout: Manifest, manifests: ManifestSet) -> None:
     strategy = rollout.body["spec"]["strategy"]
@@ -535,7 +548,7 @@ def _check_rollout(rollout: Manifest, manifests: ManifestSet) -> None:
         blue_green = strategy["blueGreen"]
         services = {blue_green["activeService"], blue_green.get("previewService", "")} - {""}
         served = {blue_green["activeService"]}
-        analyses: list[tuple[list[str | int], Any]] = [
+        analyses: list[tuple[list[str | int], Mapping[str, Any]]] = [
             (["spec", "strategy", "blueGreen", key], blue_green[key])
             for key in ("prePromotionAnalysis", "postPromotionAnalysis")
             if key in blue_green
@@ -549,6 +562,8 @@ def _check_rollout(rollout: Manifest, manifests: ManifestSet) -> None:
             for index, step in enumerate(canary.get("steps", []))
             if "analysis" in step
         ]
+        if "analysis" in canary:  # the background analysis
+            analyses.append((["spec", "strategy", "canary", "analysis"], canary["analysis"]))
     for name in services:
         manifests.get("Service", name)
     for route in manifests.of_kind("HTTPRoute"):
@@ -596,14 +611,35 @@ def test_every_workload_runs_the_same_pod_and_only_the_control_lacks_the_probe()
     )
     reference = with_probe.body["spec"]["template"]
     for workload in _manifests(["Deployment", "Rollout"]):
-        if workload.origin.path == without_probe.origin.path:
+        if workload.origin.path == without_probe.origin.path or not _runs_the_app(workload):
             continue
-        assert workload.body["spec"]["template"] == reference, workload.origin
+        assert _knobs_unset(workload.body["spec"]["template"]) == _knobs_unset(reference), (
+            workload.origin
+        )
 
     expected = copy.deepcopy(with_probe.to_dict())
     del expected["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
     assert without_probe.body == expected
     assert "readinessProbe" in reference["spec"]["containers"][0]
+
+
+# An experiment may run every version with a fault knob on (the canary-judge experiment's 1%
+# background error rate); the pod is otherwise the same everywhere.
+FAULT_KNOBS = ("SERVICE_BOOT_SECONDS", "SERVICE_ERROR_RATE", "SERVICE_LATENCY_MS")
+
+
+def _runs_the_app(workload: Manifest) -> bool:
+    containers = workload.body["spec"]["template"]["spec"]["containers"]
+    return any(c["image"].startswith("pytest-rollout/reference-service:") for c in containers)
+
+
+def _knobs_unset(template: Mapping[str, Any]) -> dict[str, Any]:
+    copied = copy.deepcopy(dict(template))
+    for container in copied["spec"]["containers"]:
+        for entry in container.get("env", []):
+            if entry["name"] in FAULT_KNOBS:
+                entry["value"] = "0"
+    return copied
 
 
 def test_deployments_have_a_valid_rolling_update() -> None:

@@ -532,6 +532,7 @@ class LocalNamespace:
             container_env=env,
             command=[str(c) for c in container.get("command") or []],
             args=[str(a) for a in container.get("args") or []],
+            prometheus_url=self.cluster.prometheus_url(),
         )
         return JobLaunch(
             command.argv, env={**os.environ, **self._path_env(), **command.env}, cwd=command.cwd
@@ -624,6 +625,7 @@ class LocalNamespace:
             container_env={},
             command=container.command,
             args=container.args,
+            prometheus_url=self.cluster.prometheus_url(),
         )
         env = dict(command.env)
         # The image's interpreter is what `python` means inside the container.

@@ -457,6 +457,7 @@ def rollout(
     rollout_target: TargetConfig,
     rollout_load: Callable[..., BackgroundLoad],
     rollout_evidence: Callable[[str], Evidence],
+    rollout_progress: ProgressReporter,
 ) -> Iterator[Experiment]:
     """Releases of the target under load: ``rollout.release("bad", manifests="bad-canary")``
     returns a typed :class:`~pytest_rollout.runs.ReleaseRun` to assert on. Every namespace it
@@ -481,6 +482,7 @@ def rollout(
         start_load=rollout_load,
         evidence=evidence,
         test_name=request.node.name,
+        progress=rollout_progress,
     )
     try:
         yield experiment

@@ -58,6 +58,10 @@ class TrafficSeries:
         return float(self.starts[0]) if len(self.starts) else 0.0
 
 
+_NEEDED = ("sent", "latency", "status", "error", "version")
+"""The columns the charts read, found by name (the log may carry more)."""
+
+
 @dataclass(frozen=True)
 class _Rows:
     sent: FloatArray
@@ -70,7 +74,7 @@ def is_traffic_log(path: Path) -> bool:
     """Whether ``path`` is a CSV with the traffic log's columns (other tables may sit beside)."""
     try:
         with path.open(newline="") as handle:
-            return tuple(next(csv.reader(handle), ())) == CSV_COLUMNS
+            return set(_NEEDED) <= set(next(csv.reader(handle), ()))
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
 
@@ -164,17 +168,18 @@ def _read_rows(path: Path) -> _Rows:
         with path.open(newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
-            if header is None or tuple(header) != CSV_COLUMNS:
+            if header is None or not set(_NEEDED) <= set(header):
                 raise ReportDataError(
                     f"{path}: header {header}; expected the traffic log columns "
                     f"{','.join(CSV_COLUMNS)}"
                 )
+            at = [header.index(column) for column in _NEEDED]
             for line, row in enumerate(reader, start=2):
-                if len(row) != len(CSV_COLUMNS):
+                if len(row) != len(header):
                     raise ReportDataError(
-                        f"{path}:{line}: {len(row)} fields, expected {len(CSV_COLUMNS)}"
+                        f"{path}:{line}: {len(row)} fields, expected {len(header)}"
                     )
-                _, sent_s, _, latency_s, _, status, error, served_by = row
+                sent_s, latency_s, status, error, served_by = (row[i] for i in at)
                 try:
                     sent.append(float(sent_s))
                     latency.append(float(latency_s))

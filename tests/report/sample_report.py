@@ -76,6 +76,8 @@ def write_traffic(path: Path, traffic: Traffic, *, released_at: float, seed: int
                     status,
                     error,
                     version or "",
+                    "",
+                    "",
                 )
             )
 

@@ -93,6 +93,6 @@ def test_other_tables_are_not_traffic_logs(tmp_path: Path) -> None:
 
 def test_bad_row_names_the_line(tmp_path: Path) -> None:
     path = _log([_record(ORIGIN)]).to_csv(tmp_path / "t.csv")
-    path.write_text(path.read_text() + "1.0,x,0,0.1,/,200,,v1\n")
+    path.write_text(path.read_text() + "1.0,x,0,0.1,/,200,,v1,,\n")
     with pytest.raises(ReportDataError, match=r"t\.csv:3: could not convert string to float"):
         read_traffic(path, origin=ORIGIN)

@@ -82,6 +82,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.load.mix import (
     HTTP_METHODS,
@@ -294,8 +295,11 @@ class TargetConfig:
             ) from None
 
     def load_manifests(self, name: str = DEFAULT_MANIFEST_SET) -> ManifestSet:
-        """The objects of manifest set ``name``."""
-        return load_manifests(self.manifest_paths(name))
+        """The objects of manifest set ``name``; its Rollouts and analysis templates checked
+        against the supported subset here, at load, every unsupported field named at once."""
+        manifests = load_manifests(self.manifest_paths(name))
+        check_manifests(manifests)
+        return manifests
 
     def image(self, reference: str) -> ImageRun:
         """How to run ``reference`` locally: an exact entry first, then one without a tag."""

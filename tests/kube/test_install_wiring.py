@@ -178,6 +178,7 @@ def test_the_fixture_rollouts_use_the_plugin_the_install_registers() -> None:
         rollout
         for name in config.manifest_sets
         for rollout in config.load_manifests(name).of_kind("Rollout")
+        if "trafficRouting" in rollout.body["spec"]["strategy"].get("canary", {})
     ]
     assert rollouts
     for rollout in rollouts:

@@ -85,6 +85,11 @@ def test_the_repository_config_loads_with_every_release_variant() -> None:
         "canary-judge-fixed-step",
         "canary-judge-fixed-1s",
         "canary-judge-sequential",
+        "basic-canary",
+        "blue-green",
+        "strategy-cost-canary",
+        "strategy-cost-blue-green",
+        "strategy-cost-rolling",
     }
     for name in config.manifest_sets:
         assert config.load_manifests(name), name

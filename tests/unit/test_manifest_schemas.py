@@ -257,8 +257,12 @@ def _plugin_config(rollout: Manifest) -> tuple[list[str | int], Mapping[str, Any
     return [*path, GATEWAY_API_PLUGIN], plugins[GATEWAY_API_PLUGIN]
 
 
+def _traffic_routed(rollout: Manifest) -> bool:
+    return "trafficRouting" in rollout.body["spec"]["strategy"].get("canary", {})
+
+
 def test_rollouts_route_traffic_through_the_gateway_api_plugin() -> None:
-    rollouts = list(_manifests(["Rollout"]))
+    rollouts = [r for r in _manifests(["Rollout"]) if _traffic_routed(r)]
     assert rollouts
     for rollout in rollouts:
         path, config = _plugin_config(rollout)
@@ -539,22 +543,42 @@ def _check_workload(workload: Manifest) -> None:
 
 
 def _check_rollout(rollout: Manifest, manifests: ManifestSet) -> None:
-    canary = rollout.body["spec"]["strategy"]["canary"]
-    services = {canary["canaryService"], canary["stableService"]}
+    strategy = rollout.body["spec"]["strategy"]
+    if "blueGreen" in strategy:
+        blue_green = strategy["blueGreen"]
+        services = {blue_green["activeService"], blue_green.get("previewService", "")} - {""}
+        served = {blue_green["activeService"]}
+        analyses: list[tuple[list[str | int], Mapping[str, Any]]] = [
+            (["spec", "strategy", "blueGreen", key], blue_green[key])
+            for key in ("prePromotionAnalysis", "postPromotionAnalysis")
+            if key in blue_green
+        ]
+    else:
+        canary = strategy["canary"]
+        services = {canary.get("canaryService", ""), canary.get("stableService", "")} - {""}
+        served = services
+        analyses = [
+            (["spec", "strategy", "canary", "steps", index, "analysis"], step["analysis"])
+            for index, step in enumerate(canary.get("steps", []))
+            if "analysis" in step
+        ]
+        if "analysis" in canary:  # the background analysis
+            analyses.append((["spec", "strategy", "canary", "analysis"], canary["analysis"]))
     for name in services:
         manifests.get("Service", name)
-    _, plugin = _plugin_config(rollout)
-    route = manifests.get("HTTPRoute", plugin["httpRoute"])
-    backends = {ref["name"] for rule in route.body["spec"]["rules"] for ref in rule["backendRefs"]}
-    if backends != services:
-        _fail(route, ["spec", "rules"], f"backends {sorted(backends)} != {sorted(services)}")
-    analyses: list[tuple[list[str | int], Mapping[str, Any]]] = [
-        (["spec", "strategy", "canary", "steps", index, "analysis"], step["analysis"])
-        for index, step in enumerate(canary["steps"])
-        if "analysis" in step
-    ]
-    if "analysis" in canary:  # the background analysis
-        analyses.append((["spec", "strategy", "canary", "analysis"], canary["analysis"]))
+    for route in manifests.of_kind("HTTPRoute"):
+        backends = {
+            ref["name"] for rule in route.body["spec"]["rules"] for ref in rule["backendRefs"]
+        }
+        if _traffic_routed(rollout):
+            _, plugin = _plugin_config(rollout)
+            expected = served if route.name == plugin["httpRoute"] else backends
+        else:
+            # Without a traffic router the route reaches the pods through one Service: the
+            # active one, or (a basic canary) one selecting every pod of both ReplicaSets.
+            expected = served if "blueGreen" in strategy else backends - services
+        if backends != expected or not backends:
+            _fail(route, ["spec", "rules"], f"backends {sorted(backends)} != {sorted(expected)}")
     for path, analysis in analyses:
         supplied = {arg["name"] for arg in analysis.get("args", [])}
         for template_ref in analysis["templates"]:
@@ -626,3 +650,31 @@ def test_deployments_have_a_valid_rolling_update() -> None:
         replicas = deployment.body["spec"]["replicas"]
         assert rolling.max_unavailable_for(replicas) == 0, "no capacity may be lost"
         assert rolling.max_surge_for(replicas) >= 1
+
+
+STRATEGY_COST_SETS = ("strategy-cost-canary", "strategy-cost-blue-green", "strategy-cost-rolling")
+
+
+def test_the_strategy_cost_sets_differ_only_in_the_strategy(target: TargetConfig) -> None:
+    workloads = [_workloads(target.load_manifests(name))[0] for name in STRATEGY_COST_SETS]
+    kinds = [(w.kind, w.name) for w in workloads]
+    assert kinds == [
+        ("Rollout", "reference-service"),
+        ("Rollout", "reference-service"),
+        ("Deployment", "reference-service"),
+    ]
+    for workload in workloads:
+        spec = {k: v for k, v in workload.body["spec"].items() if k != "strategy"}
+        assert spec == {k: v for k, v in workloads[0].body["spec"].items() if k != "strategy"}
+        assert spec["replicas"] == 4
+    strategies = [w.body["spec"]["strategy"] for w in workloads]
+    assert strategies[0]["canary"]["trafficRouting"]
+    blue_green = strategies[1]["blueGreen"]
+    assert blue_green["previewService"]
+    assert blue_green["prePromotionAnalysis"]
+    assert blue_green["autoPromotionEnabled"] is True
+    assert "scaleDownDelaySeconds" not in blue_green
+    assert strategies[2]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
+    for name in STRATEGY_COST_SETS:
+        routes = target.load_manifests(name).of_kind("HTTPRoute")
+        assert [route.name for route in routes] == ["reference-service"], name

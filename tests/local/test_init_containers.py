@@ -22,13 +22,9 @@ from pytest_rollout._proc import live_processes
 from pytest_rollout._wait import async_wait_for
 from pytest_rollout.backends.local.addresses import default_allocator
 from pytest_rollout.backends.local.events import EventRecorder
-from pytest_rollout.backends.local.pods import (
-    ContainerSpec,
-    Launch,
-    Pod,
-    PodPhase,
-    PodSpec,
-)
+from pytest_rollout.backends.local.pod_spec import ContainerSpec, PodSpec
+from pytest_rollout.backends.local.pod_status import Launch, PodPhase
+from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.errors import ConfigError, ProcessError, RolloutError
 
 SCALE = 0.1

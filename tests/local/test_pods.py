@@ -32,16 +32,15 @@ from pytest_rollout.backends.local.addresses import (
     worker_index,
 )
 from pytest_rollout.backends.local.events import Event, EventRecorder, ObjectRef
-from pytest_rollout.backends.local.pods import (
+from pytest_rollout.backends.local.pod_spec import ContainerSpec, PodSpec
+from pytest_rollout.backends.local.pod_status import (
     CommandResolver,
-    ContainerSpec,
     Launch,
-    Pod,
     PodPhase,
-    PodSpec,
     RestartBackoff,
     session_rss,
 )
+from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.errors import ConfigError, WaitTimeout
 
 SCALE = 0.1

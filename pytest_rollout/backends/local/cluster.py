@@ -41,7 +41,9 @@ from pytest_rollout.backends.local.networking import (
     Service,
     ready_endpoints,
 )
-from pytest_rollout.backends.local.pods import ContainerSpec, Launch, Pod, PodSpec, PodStatus
+from pytest_rollout.backends.local.pod_spec import ContainerSpec, PodSpec
+from pytest_rollout.backends.local.pod_status import Launch, PodStatus
+from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGroup, pod_target
 from pytest_rollout.backends.local.resources import sample_resources
 from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController

@@ -32,6 +32,7 @@ from pytest_rollout.backends.base import (
     RollbackAllowance,
     RolloutHandle,
 )
+from pytest_rollout.backends.local.commands import local_command
 from pytest_rollout.backends.local.events import Event, EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.networking import (
@@ -525,7 +526,8 @@ class LocalNamespace:
             for e in container.get("env") or []
             if isinstance(e, dict) and "name" in e
         }
-        command = self.cluster.target.local_command(
+        command = local_command(
+            self.cluster.target,
             str(container.get("image", "")),
             host="127.0.0.1",
             port=None,
@@ -618,7 +620,8 @@ class LocalNamespace:
 
     def _resolve(self, container: ContainerSpec, pod_ip: str) -> Launch:
         ports = container.port_numbers
-        command = self.cluster.target.local_command(
+        command = local_command(
+            self.cluster.target,
             container.image,
             host=pod_ip,
             port=ports[0] if ports else None,

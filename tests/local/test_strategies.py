@@ -14,7 +14,7 @@ import yaml
 from pytest_rollout._wait import wait_for
 from pytest_rollout.assertions import assert_in_order
 from pytest_rollout.backends.base import Namespace, ResourceSample, RolloutHandle
-from pytest_rollout.backends.local.cluster import LocalNamespace
+from pytest_rollout.backends.local.namespace import LocalNamespace
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.experiments import wait_serving
 from pytest_rollout.load import BackgroundLoad, TrafficLog

@@ -504,7 +504,7 @@ def _init_field(**fields: Any) -> Callable[[dict[str, Any]], None]:
         ),
         (
             _init_field(restartPolicy="Always"),
-            "unsupported: spec.initContainers[1].restartPolicy=Always (sidecar containers",
+            "unsupported: spec.initContainers[1].restartPolicy='Always' (sidecar containers",
         ),
         (
             _init_field(restartPolicy="Never"),

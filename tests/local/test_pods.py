@@ -775,7 +775,7 @@ def test_session_rss_of_a_gone_session_is_zero() -> None:
             lambda m: m.update(
                 initContainers=[{"name": "s", "image": "probe-target:1", "restartPolicy": "Always"}]
             ),
-            "unsupported: spec.initContainers[0].restartPolicy=Always",
+            "unsupported: spec.initContainers[0].restartPolicy='Always'",
         ),
         (
             lambda m: m["containers"][0].update(

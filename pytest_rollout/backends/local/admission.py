@@ -26,6 +26,8 @@ SUPPORTED_KINDS = (
     "Deployment",
     "Rollout",
 )
+POD_SPEC_PATH = ("spec", "template", "spec")
+"""Where a workload's pod spec sits in a Deployment or Rollout."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -62,14 +64,24 @@ def check_pod_template(
     manifest: Manifest | None = None,
 ) -> None:
     """The pod template runs here: its spec is in the local subset and every container's image
-    has an ``[images]`` entry. Errors name ``manifest`` (else ``where``)."""
+    has an ``[images]`` entry. Errors name the field's file and line in ``manifest`` when the
+    template is the manifest's own, else they start with ``where``."""
     try:
         spec = PodSpec.from_manifest(
-            template.get("spec"), path="spec.template.spec", time_scale=time_scale
+            template.get("spec"), path=POD_SPEC_PATH, manifest=manifest, time_scale=time_scale
         )
-        for container in (*spec.init_containers, spec.container):
-            target.image(container.image)
     except ConfigError as exc:
         if manifest is not None:
-            raise ConfigError(f"{manifest.origin}: {manifest.ref}: {exc}") from exc
+            raise
         raise ConfigError(f"{where}: {exc}") from exc
+    containers = [
+        *((("initContainers", index), c) for index, c in enumerate(spec.init_containers)),
+        (("containers", 0), spec.container),
+    ]
+    for (field, index), container in containers:
+        try:
+            target.image(container.image)
+        except ConfigError as exc:
+            if manifest is not None:
+                raise manifest.error((*POD_SPEC_PATH, field, index, "image"), str(exc)) from exc
+            raise ConfigError(f"{where}: {exc}") from exc

@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_rollout.backends.base import EventView, ResourceSample, RollbackAllowance, RolloutHandle
-from pytest_rollout.backends.local.admission import admission_order, check_pod_template
+from pytest_rollout.backends.local.admission import (
+    POD_SPEC_PATH,
+    admission_order,
+    check_pod_template,
+)
 from pytest_rollout.backends.local.commands import local_command
 from pytest_rollout.backends.local.events import Event
 from pytest_rollout.backends.local.networking import HTTPRoute, Service, ready_endpoints
@@ -338,7 +342,7 @@ class LocalNamespace:
         self, name: str, template: Mapping[str, Any], labels: Mapping[str, str]
     ) -> Pod:
         spec = PodSpec.from_manifest(
-            template["spec"], path="spec.template.spec", time_scale=self.cluster.time_scale
+            template["spec"], path=POD_SPEC_PATH, time_scale=self.cluster.time_scale
         )
         pod = Pod(
             name,

@@ -20,6 +20,7 @@ from typing import Any
 
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.router import Router
+from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest
 
 DEFAULT_PROPAGATION_DELAY = 1.0
@@ -65,9 +66,7 @@ class Service:
         spec = manifest.body.get("spec")
         if not isinstance(spec, dict):
             raise manifest.error(("spec",), "must be a mapping")
-        for key in spec:
-            if key not in _SERVICE_SPEC_FIELDS:
-                raise manifest.error(("spec", key), "unsupported by the local backend")
+        FieldRef(("spec",), manifest, LOCAL_BACKEND_LABEL).only(spec, _SERVICE_SPEC_FIELDS)
         if spec.get("type", "ClusterIP") != "ClusterIP":
             raise manifest.error(("spec", "type"), "only ClusterIP is supported locally")
         selector = spec.get("selector")
@@ -116,18 +115,15 @@ class HTTPRoute:
         spec = manifest.body.get("spec")
         if not isinstance(spec, dict):
             raise manifest.error(("spec",), "must be a mapping")
-        for key in spec:
-            if key not in _ROUTE_SPEC_FIELDS:
-                raise manifest.error(("spec", key), "unsupported by the local backend")
+        where = FieldRef(("spec",), manifest, LOCAL_BACKEND_LABEL)
+        where.only(spec, _ROUTE_SPEC_FIELDS)
         rules = spec.get("rules")
         if not isinstance(rules, list) or len(rules) != 1 or not isinstance(rules[0], dict):
             raise manifest.error(
                 ("spec", "rules"), "the local backend supports exactly one rule per HTTPRoute"
             )
         rule: dict[str, Any] = rules[0]
-        for key in rule:
-            if key not in ("matches", "backendRefs", "name"):
-                raise manifest.error(("spec", "rules", 0, key), "unsupported by the local backend")
+        where.at("rules", 0).only(rule, ("matches", "backendRefs", "name"))
         for index, match in enumerate(rule.get("matches") or []):
             path = match.get("path") if isinstance(match, dict) else None
             if (
@@ -146,18 +142,18 @@ class HTTPRoute:
             raise manifest.error(("spec", "rules", 0, "backendRefs"), "must be a non-empty list")
         backends = []
         for index, ref in enumerate(refs):
-            where = ("spec", "rules", 0, "backendRefs", index)
+            ref_path = ("spec", "rules", 0, "backendRefs", index)
             if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-                raise manifest.error(where, "must name a Service")
+                raise manifest.error(ref_path, "must name a Service")
             if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
-                raise manifest.error(where, "only Service backends are supported")
+                raise manifest.error(ref_path, "only Service backends are supported")
             if "namespace" in ref:
                 raise manifest.error(
-                    (*where, "namespace"), "cross-namespace backends are unsupported"
+                    (*ref_path, "namespace"), "cross-namespace backends are unsupported"
                 )
             weight = ref.get("weight", 1)
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-                raise manifest.error((*where, "weight"), "must be an integer >= 0")
+                raise manifest.error((*ref_path, "weight"), "must be an integer >= 0")
             backends.append(RouteBackend(ref["name"], ref.get("port"), weight))
         return cls(namespace, manifest.name, tuple(backends))
 

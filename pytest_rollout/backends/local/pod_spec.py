@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pytest_rollout.backends.local.probes import (
     ExecAction,
@@ -28,6 +28,8 @@ from pytest_rollout.backends.local.probes import (
     parse_action,
 )
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
+from pytest_rollout.manifests import FieldPath, Manifest
 
 NODE_NAME = "local"
 HOST_IP = "127.0.0.1"
@@ -149,21 +151,19 @@ class ContainerSpec:
         }[kind]
 
     @classmethod
-    def from_manifest(cls, raw: object, *, path: str, time_scale: float = 1.0) -> ContainerSpec:
-        spec = _mapping(raw, path)
-        for key in spec:
-            if key not in _CONTAINER_FIELDS and key not in _CONTAINER_INERT:
-                raise ConfigError(
-                    f"unsupported: {path}.{key} (the local backend implements "
-                    f"{', '.join(sorted(_CONTAINER_FIELDS))})"
-                )
+    def from_manifest(
+        cls, raw: object, *, where: FieldRef, time_scale: float = 1.0
+    ) -> ContainerSpec:
+        """Parse the container at ``where``; errors name the field and what is allowed."""
+        spec = where.mapping(raw)
+        where.only(spec, _CONTAINER_FIELDS, inert=_CONTAINER_INERT)
         name = spec.get("name")
         if not isinstance(name, str) or not _DNS_LABEL_RE.fullmatch(name):
-            raise ConfigError(f"invalid: {path}.name={name!r}: must be a DNS label")
+            raise where.at("name").invalid("must be a DNS label", value=name)
         image = spec.get("image")
         if not isinstance(image, str) or not image:
-            raise ConfigError(f"invalid: {path}.image: must be a non-empty string")
-        ports = _parse_ports(spec.get("ports", []), f"{path}.ports")
+            raise where.at("image").invalid("must be a non-empty string")
+        ports = _parse_ports(spec.get("ports", []), where.at("ports"))
         named = {p.name: p.container_port for p in ports if p.name}
         probes: dict[ProbeKind, ProbeSpec | None] = {}
         for kind in ProbeKind:
@@ -174,7 +174,7 @@ class ContainerSpec:
                 else ProbeSpec.from_manifest(
                     raw_probe,
                     kind=kind,
-                    path=f"{path}.{kind.field}",
+                    where=where.at(kind.field),
                     ports=named,
                     time_scale=time_scale,
                 )
@@ -182,15 +182,15 @@ class ContainerSpec:
         return cls(
             name=name,
             image=image,
-            command=_strings(spec.get("command", []), f"{path}.command"),
-            args=_strings(spec.get("args", []), f"{path}.args"),
-            env=_parse_env(spec.get("env", []), f"{path}.env"),
+            command=_strings(spec.get("command", []), where.at("command")),
+            args=_strings(spec.get("args", []), where.at("args")),
+            env=_parse_env(spec.get("env", []), where.at("env")),
             ports=ports,
             readiness_probe=probes[ProbeKind.READINESS],
             liveness_probe=probes[ProbeKind.LIVENESS],
             startup_probe=probes[ProbeKind.STARTUP],
             pre_stop=_parse_lifecycle(
-                spec.get("lifecycle"), f"{path}.lifecycle", named, time_scale
+                spec.get("lifecycle"), where.at("lifecycle"), named, time_scale
             ),
         )
 
@@ -207,46 +207,50 @@ class PodSpec:
     init_containers: tuple[ContainerSpec, ...] = ()
 
     @classmethod
-    def from_manifest(cls, raw: object, *, path: str = "spec", time_scale: float = 1.0) -> PodSpec:
-        """Parse a pod spec; errors name the field under ``path`` and what is allowed."""
+    def from_manifest(
+        cls,
+        raw: object,
+        *,
+        path: FieldPath = ("spec",),
+        manifest: Manifest | None = None,
+        time_scale: float = 1.0,
+    ) -> PodSpec:
+        """Parse the pod spec at ``path`` of ``manifest`` (when known: then every error names
+        its file and line); errors name the field and what is allowed."""
         if not time_scale > 0:
             raise ConfigError(f"invalid: time_scale={time_scale}: must be greater than 0")
-        spec = _mapping(raw, path)
-        for key in spec:
-            if key not in _POD_FIELDS and key not in _POD_INERT:
-                raise ConfigError(
-                    f"unsupported: {path}.{key} (the local backend implements "
-                    f"{', '.join(sorted(_POD_FIELDS))})"
-                )
+        where = FieldRef(path, manifest, LOCAL_BACKEND_LABEL)
+        spec = where.mapping(raw)
+        where.only(spec, _POD_FIELDS, inert=_POD_INERT)
         containers = spec.get("containers")
         if not isinstance(containers, list) or not containers:
-            raise ConfigError(f"invalid: {path}.containers: must be a non-empty list")
+            raise where.at("containers").invalid("must be a non-empty list")
         if len(containers) > 1:
-            raise ConfigError(
-                f"unsupported: {path}.containers[1] (the local backend runs one container per pod)"
+            raise where.at("containers", 1).unsupported(
+                reason="the local backend runs one container per pod"
             )
         grace = spec.get("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_SECONDS)
         if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
-            raise ConfigError(
-                f"invalid: {path}.terminationGracePeriodSeconds={grace!r}: must be an integer >= 0"
+            raise where.at("terminationGracePeriodSeconds").invalid(
+                "must be an integer >= 0", value=grace
             )
         policy = spec.get("restartPolicy", "Always")
         if policy not in _RESTART_POLICIES:
-            raise ConfigError(
-                f"invalid: {path}.restartPolicy={policy!r}: allowed: {', '.join(_RESTART_POLICIES)}"
+            raise where.at("restartPolicy").invalid(
+                f"allowed: {', '.join(_RESTART_POLICIES)}", value=policy
             )
         init_containers = _parse_init_containers(
-            spec.get("initContainers"), f"{path}.initContainers", time_scale
+            spec.get("initContainers"), where.at("initContainers"), time_scale
         )
         container = ContainerSpec.from_manifest(
-            containers[0], path=f"{path}.containers[0]", time_scale=time_scale
+            containers[0], where=where.at("containers", 0), time_scale=time_scale
         )
         names = {container.name}
         for index, init in enumerate(init_containers):
             if init.name in names:
-                raise ConfigError(
-                    f"invalid: {path}.initContainers[{index}].name={init.name!r}: Duplicate "
-                    f"value (container names must be unique within a pod)"
+                raise where.at("initContainers", index, "name").invalid(
+                    "Duplicate value (container names must be unique within a pod)",
+                    value=init.name,
                 )
             names.add(init.name)
         return cls(
@@ -258,147 +262,122 @@ class PodSpec:
         )
 
 
-def _parse_init_containers(raw: object, path: str, time_scale: float) -> tuple[ContainerSpec, ...]:
+def _parse_init_containers(
+    raw: object, where: FieldRef, time_scale: float
+) -> tuple[ContainerSpec, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise ConfigError(f"invalid: {path}: must be a list of containers")
+        raise where.invalid("must be a list of containers")
     return tuple(
-        _parse_init_container(item, f"{path}[{index}]", time_scale)
-        for index, item in enumerate(raw)
+        _parse_init_container(item, where.at(index), time_scale) for index, item in enumerate(raw)
     )
 
 
-def _parse_init_container(raw: object, path: str, time_scale: float) -> ContainerSpec:
+def _parse_init_container(raw: object, where: FieldRef, time_scale: float) -> ContainerSpec:
     """A regular init container: a container without probes or lifecycle hooks."""
-    spec = _mapping(raw, path)
+    spec = where.mapping(raw)
     if "restartPolicy" in spec:
         policy = spec["restartPolicy"]
         if policy == "Always":
-            raise ConfigError(
-                f"unsupported: {path}.restartPolicy=Always (sidecar containers; the local "
-                f"backend runs init containers to completion only)"
+            raise where.at("restartPolicy").unsupported(
+                value=policy,
+                reason="sidecar containers; the local backend runs init containers to completion "
+                "only",
             )
-        raise ConfigError(f"invalid: {path}.restartPolicy={policy!r}: allowed: Always")
+        raise where.at("restartPolicy").invalid("allowed: Always", value=policy)
     for key in _INIT_FORBIDDEN:
         if key in spec:
-            raise ConfigError(
-                f"invalid: {path}.{key}: must not be set for init containers (they run to "
-                f"completion before the pod can be Ready)"
+            raise where.at(key).invalid(
+                "must not be set for init containers (they run to completion before the pod "
+                "can be Ready)"
             )
-    for key in spec:
-        if key not in _INIT_CONTAINER_FIELDS and key not in _CONTAINER_INERT:
-            raise ConfigError(
-                f"unsupported: {path}.{key} (the local backend implements "
-                f"{', '.join(sorted(_INIT_CONTAINER_FIELDS))} for init containers)"
-            )
-    return ContainerSpec.from_manifest(spec, path=path, time_scale=time_scale)
+    where.only(spec, _INIT_CONTAINER_FIELDS, inert=_CONTAINER_INERT)
+    return ContainerSpec.from_manifest(spec, where=where, time_scale=time_scale)
 
 
-def _parse_ports(raw: object, path: str) -> tuple[ContainerPort, ...]:
+def _parse_ports(raw: object, where: FieldRef) -> tuple[ContainerPort, ...]:
     if not isinstance(raw, list):
-        raise ConfigError(f"invalid: {path}: must be a list")
+        raise where.invalid("must be a list")
     ports: list[ContainerPort] = []
     for index, item in enumerate(raw):
-        where = f"{path}[{index}]"
-        entry = _mapping(item, where)
-        for key in entry:
-            if key not in ("containerPort", "name", "protocol"):
-                raise ConfigError(
-                    f"unsupported: {where}.{key} (allowed: containerPort, name, protocol)"
-                )
+        here = where.at(index)
+        entry = here.mapping(item)
+        here.only(entry, ("containerPort", "name", "protocol"))
         number = entry.get("containerPort")
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
-            raise ConfigError(f"invalid: {where}.containerPort: must be an integer 1-65535")
+            raise here.at("containerPort").invalid("must be an integer 1-65535")
         if entry.get("protocol", "TCP") != "TCP":
-            raise ConfigError(f"unsupported: {where}.protocol={entry['protocol']!r} (TCP only)")
+            raise here.at("protocol").unsupported(value=entry["protocol"], reason="TCP only")
         name = entry.get("name")
         if name is not None and not isinstance(name, str):
-            raise ConfigError(f"invalid: {where}.name: must be a string")
+            raise here.at("name").invalid("must be a string")
         ports.append(ContainerPort(number, name))
     return tuple(ports)
 
 
-def _parse_env(raw: object, path: str) -> tuple[EnvVar, ...]:
+def _parse_env(raw: object, where: FieldRef) -> tuple[EnvVar, ...]:
     if not isinstance(raw, list):
-        raise ConfigError(f"invalid: {path}: must be a list")
+        raise where.invalid("must be a list")
     env: list[EnvVar] = []
     for index, item in enumerate(raw):
-        where = f"{path}[{index}]"
-        entry = _mapping(item, where)
+        here = where.at(index)
+        entry = here.mapping(item)
         name = entry.get("name")
         if not isinstance(name, str) or not name or "=" in name:
-            raise ConfigError(f"invalid: {where}.name: must be a non-empty name without '='")
-        for key in entry:
-            if key not in ("name", "value", "valueFrom"):
-                raise ConfigError(f"unsupported: {where}.{key} (allowed: name, value, valueFrom)")
+            raise here.at("name").invalid("must be a non-empty name without '='")
+        here.only(entry, ("name", "value", "valueFrom"))
         if "valueFrom" in entry:
-            env.append(EnvVar(name, field_path=_parse_field_ref(entry["valueFrom"], where)))
+            env.append(EnvVar(name, field_path=_parse_field_ref(entry["valueFrom"], here)))
             continue
         value = entry.get("value", "")
         if not isinstance(value, str):
-            raise ConfigError(f"invalid: {where}.value: must be a string (quote numbers in YAML)")
+            raise here.at("value").invalid("must be a string (quote numbers in YAML)")
         env.append(EnvVar(name, value))
     return tuple(env)
 
 
-def _parse_field_ref(raw: object, where: str) -> str:
-    source = _mapping(raw, f"{where}.valueFrom")
-    for key in source:
-        if key != "fieldRef":
-            raise ConfigError(
-                f"unsupported: {where}.valueFrom.{key} (the local backend resolves only "
-                f"valueFrom.fieldRef)"
-            )
-    ref = _mapping(source.get("fieldRef"), f"{where}.valueFrom.fieldRef")
+def _parse_field_ref(raw: object, entry: FieldRef) -> str:
+    where = entry.at("valueFrom")
+    source = where.mapping(raw)
+    where.only(source, ("fieldRef",))
+    ref = where.at("fieldRef").mapping(source.get("fieldRef"))
     field_path = ref.get("fieldPath")
     if field_path not in _FIELD_REFS:
-        raise ConfigError(
-            f"unsupported: {where}.valueFrom.fieldRef.fieldPath={field_path!r} "
-            f"(allowed: {', '.join(sorted(_FIELD_REFS))})"
-        )
+        raise where.at("fieldRef", "fieldPath").unsupported(sorted(_FIELD_REFS), value=field_path)
     return str(field_path)
 
 
 def _parse_lifecycle(
-    raw: object, path: str, ports: Mapping[str, int], time_scale: float
+    raw: object, where: FieldRef, ports: Mapping[str, int], time_scale: float
 ) -> PreStopAction | None:
     if raw is None:
         return None
-    lifecycle = _mapping(raw, path)
-    for key in lifecycle:
-        if key != "preStop":
-            raise ConfigError(f"unsupported: {path}.{key} (the local backend runs preStop only)")
+    lifecycle = where.mapping(raw)
+    where.only(lifecycle, ("preStop",))
     if "preStop" not in lifecycle:
         return None
-    where = f"{path}.preStop"
-    hook = _mapping(lifecycle["preStop"], where)
+    here = where.at("preStop")
+    hook = here.mapping(lifecycle["preStop"])
     if "sleep" in hook and len(hook) == 1:
-        sleep = _mapping(hook["sleep"], f"{where}.sleep")
+        sleep = here.at("sleep").mapping(hook["sleep"])
         seconds = sleep.get("seconds")
         if set(sleep) != {"seconds"} or isinstance(seconds, bool) or not isinstance(seconds, int):
-            raise ConfigError(f"invalid: {where}.sleep: must be {{seconds: <integer>}}")
+            raise here.at("sleep").invalid("must be {seconds: <integer>}")
         if seconds < 0:
-            raise ConfigError(f"invalid: {where}.sleep.seconds={seconds}: must be >= 0")
+            raise here.at("sleep", "seconds").invalid("must be >= 0", value=seconds)
         return SleepAction(seconds * time_scale)
-    action = parse_action(
-        hook, path=where, ports=ports, allowed=frozenset({"httpGet", "exec", "sleep"})
-    )
+    hooks = frozenset({"httpGet", "exec", "sleep"})
+    action = parse_action(hook, where=here, ports=ports, allowed=hooks)
     if not isinstance(action, (HTTPGetAction, ExecAction)):
-        raise ConfigError(f"unsupported: {where}.tcpSocket (allowed: exec, httpGet, sleep)")
+        raise here.at("tcpSocket").unsupported(sorted(hooks))
     return action
 
 
-def _strings(raw: object, path: str) -> tuple[str, ...]:
+def _strings(raw: object, where: FieldRef) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        raise ConfigError(f"invalid: {path}: must be a list of strings")
+        raise where.invalid("must be a list of strings")
     return tuple(raw)
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"invalid: {path}: must be a mapping")
-    return value
 
 
 def container_environment(

@@ -22,6 +22,7 @@ from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.engine.rollout_model import pod_template_hash, safe_encode
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest
 
 _SYNC_PERIOD = 0.1
@@ -110,13 +111,7 @@ class DeploymentController:
         spec = manifest.body.get("spec")
         if not isinstance(spec, dict):
             raise manifest.error(("spec",), "must be a mapping")
-        for key in spec:
-            if key not in _DEPLOYMENT_SPEC_FIELDS:
-                raise manifest.error(
-                    ("spec", key),
-                    "unsupported (the local backend implements "
-                    f"{', '.join(sorted(_DEPLOYMENT_SPEC_FIELDS))})",
-                )
+        FieldRef(("spec",), manifest, LOCAL_BACKEND_LABEL).only(spec, _DEPLOYMENT_SPEC_FIELDS)
         replicas = spec.get("replicas", 1)
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise manifest.error(("spec", "replicas"), f"must be an integer >= 0, got {replicas!r}")
@@ -324,15 +319,11 @@ def _strategy(manifest: Manifest, raw: object) -> rolling.RollingUpdate:
         return rolling.RollingUpdate()
     if not isinstance(raw, dict):
         raise manifest.error(("spec", "strategy"), "must be a mapping")
+    where = FieldRef(("spec", "strategy"), manifest, LOCAL_BACKEND_LABEL)
     kind = raw.get("type", "RollingUpdate")
     if kind != "RollingUpdate":
-        raise manifest.error(
-            ("spec", "strategy", "type"),
-            f"unsupported: {kind!r} (the local backend implements RollingUpdate)",
-        )
-    for key in raw:
-        if key not in ("type", "rollingUpdate"):
-            raise manifest.error(("spec", "strategy", key), "unsupported")
+        raise where.at("type").unsupported(["RollingUpdate"], value=kind)
+    where.only(raw, ("type", "rollingUpdate"))
     try:
         return rolling.RollingUpdate.from_spec(raw.get("rollingUpdate"))
     except ConfigError as exc:

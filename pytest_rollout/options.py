@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from pytest_rollout.errors import ConfigError
+from pytest_rollout.names import check_kind_cluster_name
 
 BACKENDS = ("local", "kube")
 
@@ -67,12 +69,10 @@ def kube_context(value: str) -> str:
 def kind_cluster_name(value: str) -> str:
     """argparse ``type=`` for ``--rollout-kind-cluster``: a short DNS label (kind names its
     node containers after it)."""
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", value):
-        raise argparse.ArgumentTypeError(
-            f"kind cluster name {value!r}: expected lowercase letters, digits and '-' "
-            "(at most 42 characters, starting and ending with a letter or digit)"
-        )
-    return value
+    try:
+        return check_kind_cluster_name(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ file, line, object and field, raised before anything starts: never a pod that fa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,15 +27,6 @@ SUPPORTED_KINDS = (
 )
 POD_SPEC_PATH = ("spec", "template", "spec")
 """Where a workload's pod spec sits in a Deployment or Rollout."""
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def check_namespace_name(name: str) -> None:
-    if not _DNS_LABEL.match(name):
-        raise ConfigError(
-            f"namespace {name!r}: must be a DNS-1123 label (lower-case alphanumerics and '-', "
-            "at most 63 characters)"
-        )
 
 
 def admission_order(manifests: Iterable[Manifest]) -> list[Manifest]:

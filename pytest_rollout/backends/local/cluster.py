@@ -20,7 +20,6 @@ from pytest_rollout.backends import server_of
 from pytest_rollout.backends.base import (
     RollbackAllowance,
 )
-from pytest_rollout.backends.local.admission import check_namespace_name
 from pytest_rollout.backends.local.events import EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.namespace import LocalNamespace
@@ -34,6 +33,7 @@ from pytest_rollout.backends.local.router import Router
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.engine.analysis import AnalysisTemplate
 from pytest_rollout.errors import ConfigError, RolloutError
+from pytest_rollout.names import check_namespace_name
 from pytest_rollout.options import RolloutOptions
 
 PROMETHEUS_SERVICE = ("prometheus", "rollout-system")

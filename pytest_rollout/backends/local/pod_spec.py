@@ -14,7 +14,6 @@ a ConfigError.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -30,12 +29,11 @@ from pytest_rollout.backends.local.probes import (
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import FieldPath, Manifest
+from pytest_rollout.names import is_dns_label
 
 NODE_NAME = "local"
 HOST_IP = "127.0.0.1"
 DEFAULT_TERMINATION_GRACE_SECONDS = 30
-
-_DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 RestartPolicy = Literal["Always", "OnFailure", "Never"]
 _RESTART_POLICIES: tuple[RestartPolicy, ...] = ("Always", "OnFailure", "Never")
@@ -158,7 +156,7 @@ class ContainerSpec:
         spec = where.mapping(raw)
         where.only(spec, _CONTAINER_FIELDS, inert=_CONTAINER_INERT)
         name = spec.get("name")
-        if not isinstance(name, str) or not _DNS_LABEL_RE.fullmatch(name):
+        if not isinstance(name, str) or not is_dns_label(name):
             raise where.at("name").invalid("must be a DNS label", value=name)
         image = spec.get("image")
         if not isinstance(image, str) or not image:

@@ -14,7 +14,7 @@ in one go.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,17 @@ class FieldRef:
         if not isinstance(value, Mapping):
             raise self.invalid("must be a mapping")
         return value
+
+    def entries(
+        self, value: object, *, expected: str = "a list"
+    ) -> Iterator[tuple[FieldRef, Mapping[str, Any]]]:
+        """The items of ``value`` (this field's), which must be a list of mappings: each with
+        the field it is."""
+        if not isinstance(value, list):
+            raise self.invalid(f"must be {expected}")
+        for index, item in enumerate(value):
+            here = self.at(index)
+            yield here, here.mapping(item)
 
     def only(
         self, mapping: Mapping[str, Any], allowed: Iterable[str], *, inert: Iterable[str] = ()

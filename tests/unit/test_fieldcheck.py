@@ -73,6 +73,17 @@ def test_only_rejects_the_first_unknown_key_and_accepts_inert_ones() -> None:
         where.mapping([])
 
 
+def test_entries_are_the_mappings_of_a_list_each_with_its_field() -> None:
+    where = FieldRef(("spec", "ports"))
+    assert [(str(ref), dict(item)) for ref, item in where.entries([{"a": 1}])] == [
+        ("spec.ports[0]", {"a": 1})
+    ]
+    with pytest.raises(ConfigError, match=r"^invalid: spec.ports: must be a list$"):
+        list(where.entries({}))
+    with pytest.raises(ConfigError, match=r"^invalid: spec.ports\[1\]: must be a mapping$"):
+        list(where.entries([{}, 3]))
+
+
 def test_a_local_pod_spec_error_points_at_its_line() -> None:
     manifest = deployment()
     with pytest.raises(ConfigError) as caught:

@@ -295,12 +295,8 @@ def _parse_init_container(raw: object, where: FieldRef, time_scale: float) -> Co
 
 
 def _parse_ports(raw: object, where: FieldRef) -> tuple[ContainerPort, ...]:
-    if not isinstance(raw, list):
-        raise where.invalid("must be a list")
     ports: list[ContainerPort] = []
-    for index, item in enumerate(raw):
-        here = where.at(index)
-        entry = here.mapping(item)
+    for here, entry in where.entries(raw):
         here.only(entry, ("containerPort", "name", "protocol"))
         number = entry.get("containerPort")
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
@@ -315,12 +311,8 @@ def _parse_ports(raw: object, where: FieldRef) -> tuple[ContainerPort, ...]:
 
 
 def _parse_env(raw: object, where: FieldRef) -> tuple[EnvVar, ...]:
-    if not isinstance(raw, list):
-        raise where.invalid("must be a list")
     env: list[EnvVar] = []
-    for index, item in enumerate(raw):
-        here = where.at(index)
-        entry = here.mapping(item)
+    for here, entry in where.entries(raw):
         name = entry.get("name")
         if not isinstance(name, str) or not name or "=" in name:
             raise here.at("name").invalid("must be a non-empty name without '='")

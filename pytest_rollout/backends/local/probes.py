@@ -171,11 +171,9 @@ def _parse_http_get(
         url_path = "/" + url_path
     headers: list[tuple[str, str]] = []
     raw_headers = spec.get("httpHeaders", [])
-    if not isinstance(raw_headers, list):
-        raise where.at("httpHeaders").invalid("must be a list of {name, value}")
-    for index, header in enumerate(raw_headers):
-        here = where.at("httpHeaders", index)
-        item = here.mapping(header)
+    for here, item in where.at("httpHeaders").entries(
+        raw_headers, expected="a list of {name, value}"
+    ):
         here.only(item, ("name", "value"))
         name, value = item.get("name"), item.get("value", "")
         if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):

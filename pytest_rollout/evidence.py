@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_rollout.errors import ConfigError
 from pytest_rollout.report.session import utc_timestamp
 
 VERDICTS = ("passed", "failed", "inconclusive", "error")
@@ -47,7 +48,7 @@ class Evidence:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.experiment):
-            raise ValueError(
+            raise ConfigError(
                 f"experiment name {self.experiment!r}: lower-case letters, digits and '-' only"
             )
 

@@ -262,6 +262,11 @@ def test_thresholds_are_cumulative_and_end_at_the_scale(weights: list[int]) -> N
             assert abs(share - weight / sum(weights)) <= 1 / cfg.SPLIT_SCALE
 
 
+def test_a_negative_weight_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"weights must be >= 0, got \[1, -1\]"):
+        cfg.thresholds([1, -1])
+
+
 def test_every_integer_percentage_is_exact() -> None:
     for percent in range(101):
         assert cfg.thresholds([100 - percent, percent]) == (

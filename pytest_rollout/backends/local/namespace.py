@@ -26,6 +26,7 @@ from pytest_rollout.backends.local.admission import (
 )
 from pytest_rollout.backends.local.commands import local_command
 from pytest_rollout.backends.local.events import Event
+from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.networking import HTTPRoute, Service, ready_endpoints
 from pytest_rollout.backends.local.pod_spec import ContainerSpec, PodSpec
 from pytest_rollout.backends.local.pod_status import Launch, PodStatus
@@ -73,6 +74,9 @@ class LocalNamespace:
             job_launcher=self._launch_job,
             job_log_dir=self.log_dir / "jobs",
         )
+        self.failure = FailureLatch()
+        """Failures of the namespace's controllers, pods and router updates: the waits of the
+        namespace fail at once with the first one."""
         self._controller_tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
         self._deleted = False
@@ -121,7 +125,7 @@ class LocalNamespace:
         Healthy with the current template stable)."""
         controller = self._workload(workload)
         if isinstance(controller, RolloutController):
-            self._call(
+            self._wait(
                 controller.wait_for(
                     lambda s: (
                         s.phase == Phase.HEALTHY
@@ -134,10 +138,8 @@ class LocalNamespace:
             )
             return
         try:
-            self.cluster.loop.call(
-                controller.wait_complete(),
-                timeout=timeout,
-                what=f"Deployment/{workload} to finish rolling out",
+            self._wait(
+                controller.wait_complete(), f"Deployment/{workload} to finish rolling out", timeout
             )
         except WaitTimeout as exc:
             status = controller.status()
@@ -156,7 +158,7 @@ class LocalNamespace:
             )
         return LocalRolloutHandle(
             controller,
-            lambda coro, what, timeout: self._call(coro, what, timeout),
+            lambda coro, what, timeout: self._wait(coro, what, timeout),
             self.recorder,
         )
 
@@ -244,7 +246,9 @@ class LocalNamespace:
                     lambda: router.ensure_route(_service_route(service), [(service.pool, 1)])
                 )
             )
-            publisher.publish_endpoints(service.pool, ready_endpoints(service, self.pods.values()))
+            publisher.publish_endpoints(
+                service.pool, ready_endpoints(service, self.pods.values()), self.failure
+            )
         elif manifest.kind == "HTTPRoute":
             route = HTTPRoute.from_manifest(manifest, self.namespace)
             for backend in route.backends:
@@ -304,13 +308,17 @@ class LocalNamespace:
         updated = dataclasses.replace(current, selector={**base, HASH_LABEL: pod_hash})
         self.services[service] = updated
         publisher = self.cluster.require_publisher()
-        publisher.publish_endpoints(updated.pool, ready_endpoints(updated, self.pods.values()))
+        publisher.publish_endpoints(
+            updated.pool, ready_endpoints(updated, self.pods.values()), self.failure
+        )
 
     def set_route_weights(self, route: str, weights: Mapping[str, int]) -> None:
         """Set an HTTPRoute's backend weights by Service name (the Gateway API plugin's job)."""
         state = self.routes[route]
         self.cluster.require_publisher().publish_weights(
-            state.route, {state.pool(service): weight for service, weight in weights.items()}
+            state.route,
+            {state.pool(service): weight for service, weight in weights.items()},
+            self.failure,
         )
 
     def _launch_job(self, container: Mapping[str, Any]) -> JobLaunch:
@@ -352,6 +360,7 @@ class LocalNamespace:
             events=self.recorder,
             log_dir=self.log_dir,
             labels=labels,
+            failure_parent=self.failure,
         )
         pod.add_readiness_observer(self._readiness_changed)
         self.pods[name] = pod
@@ -381,7 +390,7 @@ class LocalNamespace:
             for service in self.services.values():
                 if service.selects(pod.labels):
                     publisher.publish_endpoints(
-                        service.pool, ready_endpoints(service, self.pods.values())
+                        service.pool, ready_endpoints(service, self.pods.values()), self.failure
                     )
         self._poke_controllers()
 
@@ -459,6 +468,11 @@ class LocalNamespace:
 
     def _call(self, coro: Any, what: str, timeout: float = _CALL_TIMEOUT) -> Any:
         return self.cluster.loop.call(coro, timeout=timeout, what=what)
+
+    def _wait(self, coro: Any, what: str, timeout: float = _CALL_TIMEOUT) -> Any:
+        """:meth:`_call` for a wait: it fails at once with a failure of the namespace's
+        machinery (see :attr:`failure`) instead of running into its deadline."""
+        return self._call(self.failure.guard(coro), what, timeout)
 
 
 def _service_route(service: Service) -> str:

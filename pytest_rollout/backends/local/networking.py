@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.router import Router
 from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_PROPAGATION_DELAY = 1.0
 """Seconds from a pod's readiness change to the router acting on it (configurable)."""
@@ -172,31 +177,61 @@ class EndpointPublisher:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="router")
         self._pending: dict[asyncio.TimerHandle, Callable[[], object]] = {}
 
-    def publish_endpoints(self, pool: str, endpoints: Mapping[str, str]) -> None:
-        """Schedule ``pool``'s endpoints to become ``endpoints`` after the delay (on the loop)."""
-        snapshot = dict(endpoints)
-        self._later(lambda: self.router.set_endpoints(pool, snapshot))
+    def publish_endpoints(
+        self, pool: str, endpoints: Mapping[str, str], failure: FailureLatch | None = None
+    ) -> None:
+        """Schedule ``pool``'s endpoints to become ``endpoints`` after the delay (on the loop).
 
-    def publish_weights(self, route: str, weights: Mapping[str, int]) -> None:
+        Nobody waits for a delayed change: if the router refuses it, ``failure`` keeps the
+        error (else it is only logged)."""
+        snapshot = dict(endpoints)
+        self._later(
+            lambda: self.router.set_endpoints(pool, snapshot),
+            f"the endpoint update of pool {pool}",
+            failure,
+        )
+
+    def publish_weights(
+        self, route: str, weights: Mapping[str, int], failure: FailureLatch | None = None
+    ) -> None:
         """Schedule a route's pool weights to change after the delay: an HTTPRoute update
-        reaches the Gateway's data plane no sooner than an endpoint change does."""
+        reaches the Gateway's data plane no sooner than an endpoint change does. ``failure``
+        as for :meth:`publish_endpoints`."""
         snapshot = dict(weights)
-        self._later(lambda: self.router.set_weights(route, snapshot))
+        self._later(
+            lambda: self.router.set_weights(route, snapshot),
+            f"the weight update of route {route}",
+            failure,
+        )
 
     def run(self, call: Callable[[], object]) -> concurrent.futures.Future[object]:
         """Run a router call now, in order with the delayed ones."""
         return self._executor.submit(call)
 
-    def _later(self, call: Callable[[], object]) -> None:
+    def _later(self, call: Callable[[], object], what: str, failure: FailureLatch | None) -> None:
         handle: asyncio.TimerHandle | None = None
+
+        def guarded() -> None:
+            try:
+                call()
+            except Exception as exc:
+                self._report(exc, what, failure)
 
         def fire() -> None:
             if handle is not None:
                 self._pending.pop(handle, None)
-            self._executor.submit(call)
+            self._executor.submit(guarded)
 
         handle = self.loop.call_later(self.delay, fire)
-        self._pending[handle] = call
+        self._pending[handle] = guarded
+
+    def _report(self, error: Exception, what: str, failure: FailureLatch | None) -> None:
+        """On the router's thread: hand a failed delayed change to the loop, which keeps it."""
+        if failure is None:
+            _log.error("%s failed", what, exc_info=error)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the session is ending
+            self.loop.call_soon_threadsafe(failure.record, error, what)
 
     def flush(self) -> None:
         """Deliver every scheduled change now, in order, and wait for the worker."""

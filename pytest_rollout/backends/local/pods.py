@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -58,6 +57,7 @@ from pytest_rollout.backends.local import events as ev
 from pytest_rollout.backends.local.addresses import AddressAllocator, default_allocator
 from pytest_rollout.backends.local.container_runtime import ContainerRuntime
 from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
+from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.pod_spec import (
     NODE_NAME,
     PodSpec,
@@ -87,8 +87,6 @@ from pytest_rollout.backends.local.probes import (
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.errors import ProcessError, RolloutError, WaitTimeout
 
-_log = logging.getLogger(__name__)
-
 ReadinessObserver = Callable[["Pod", bool], None]
 
 
@@ -115,6 +113,7 @@ class Pod:
         addresses: AddressAllocator | None = None,
         clock: Callable[[], float] = epoch_now,
         memory_interval: float | None = 1.0,
+        failure_parent: FailureLatch | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -130,6 +129,9 @@ class Pod:
         self._memory_interval = memory_interval
         self._dir = log_dir / f"{namespace}_{name}_{self.uid}"
         self._runtime = ContainerRuntime(self.ref, events, clock, time_scale=spec.time_scale)
+        self.failure = FailureLatch(parent=failure_parent)
+        """Failures of the pod's probe loops, readiness observers and supervision; ``wait_ready``
+        raises them. ``failure_parent`` (the namespace's) hears of them too."""
 
         def backoff() -> RestartBackoff:
             return RestartBackoff(
@@ -337,10 +339,14 @@ class Pod:
         await asyncio.shield(self._deletion)
 
     async def wait_ready(self, timeout: float) -> None:
-        """Wait until the pod is Ready; WaitTimeout (with the pod's state and events) if not."""
+        """Wait until the pod is Ready; WaitTimeout (with the pod's state and events) if not,
+        BackendError at once if the pod's own machinery failed (see :attr:`failure`)."""
         try:
             async with asyncio.timeout(timeout):
-                while not self._ready:
+                while True:
+                    self.failure.raise_if_failed()
+                    if self._ready:
+                        return
                     if self._deleted or self._phase in (PodPhase.SUCCEEDED, PodPhase.FAILED):
                         raise ProcessError(
                             f"pod {self.namespace}/{self.name} will never become Ready: "
@@ -373,6 +379,9 @@ class Pod:
         try:
             if await self._initialize():
                 await self._run_app()
+        except Exception as exc:
+            self._fail(exc, f"the supervision of pod {self.namespace}/{self.name}")
+            raise
         finally:
             self._first_attempt.set()
             self._stop_processes_now()
@@ -602,10 +611,8 @@ class Pod:
                     else:
                         self._failed_probe = kind
                         probe_failed.set()
-        except Exception:
-            _log.exception(
-                "%s probe loop of pod %s/%s failed", kind.value, self.namespace, self.name
-            )
+        except Exception as exc:
+            self._fail(exc, f"the {kind.value} probe loop of pod {self.namespace}/{self.name}")
             raise
 
     async def _kill(
@@ -636,8 +643,13 @@ class Pod:
         for observer in list(self._observers):
             try:
                 observer(self, ready)
-            except Exception:
-                _log.exception("readiness observer of pod %s/%s failed", self.namespace, self.name)
+            except Exception as exc:  # the other observers still hear of the change
+                self._fail(exc, f"a readiness observer of pod {self.namespace}/{self.name}")
+        self._notify()
+
+    def _fail(self, error: Exception, what: str) -> None:
+        """Keep a failure of the pod's own machinery; waits on the pod fail with it at once."""
+        self.failure.record(error, what)
         self._notify()
 
     def _notify(self) -> None:

@@ -10,6 +10,8 @@ from pytest_rollout.errors import ConfigError
 from pytest_rollout.names import check_kind_cluster_name
 
 BACKENDS = ("local", "kube")
+DEFAULT_ENDPOINT_DELAY = 1.0
+"""Seconds from a pod's readiness change to the local router acting on it."""
 
 
 def backend_name(value: str) -> str:
@@ -80,7 +82,7 @@ class RolloutOptions:
     backend: str
     report: Path
     config: Path | None = None
-    endpoint_delay: float = 1.0
+    endpoint_delay: float = DEFAULT_ENDPOINT_DELAY
     kubeconfig: Path | None = None
     context: str | None = None
     keep_cluster: bool = False

@@ -16,6 +16,7 @@ from pytest_rollout.errors import ConfigError, InconclusiveError, RolloutError
 from pytest_rollout.evidence import Evidence
 from pytest_rollout.options import (
     BACKENDS,
+    DEFAULT_ENDPOINT_DELAY,
     RolloutOptions,
     backend_name,
     config_file,
@@ -70,11 +71,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--rollout-endpoint-delay",
         dest="rollout_endpoint_delay",
-        default=1.0,
+        default=DEFAULT_ENDPOINT_DELAY,
         type=seconds,
         metavar="SECONDS",
         help="local backend: how long a pod's readiness change takes to reach the router, "
-        "as endpoint propagation does on a cluster (default: 1.0)",
+        f"as endpoint propagation does on a cluster (default: {DEFAULT_ENDPOINT_DELAY:g})",
     )
     group.addoption(
         "--rollout-kubeconfig",

@@ -22,7 +22,7 @@ from pytest_rollout.manifests import Manifest
 
 WORKLOAD = "reference-service"
 RATE = 60.0
-# Endpoint changes reach the router after the backend's propagation delay (1 s by default).
+# Endpoint changes reach the router after the backend's endpoint delay (1 s by default).
 SETTLE = 1.5
 
 LoadStarter = Callable[..., BackgroundLoad]
@@ -30,7 +30,7 @@ LoadStarter = Callable[..., BackgroundLoad]
 
 def _versions_behind(namespace: Namespace, service: str, requests: int = 8) -> set[str]:
     """The versions answering GET / through one Service's own address, once its endpoints
-    (published after the propagation delay) answer."""
+    (published after the endpoint delay) answer."""
     assert isinstance(namespace, LocalNamespace)
     url = namespace.service_url(service) + "/"
     wait_serving(url)

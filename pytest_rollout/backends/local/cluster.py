@@ -7,7 +7,7 @@ Service, HTTPRoute), releases variants, waits for rollouts and tears everything 
 
 Every pod is a real process on its own 127.x.y.z address; the target config maps its image to a
 command. Pods are registered with Prometheus as soon as they have an address (as Kubernetes
-service discovery does) and become router endpoints only when Ready, after the propagation
+service discovery does) and become router endpoints only when Ready, after the endpoint
 delay of :mod:`.networking`.
 """
 
@@ -24,7 +24,6 @@ from pytest_rollout.backends.local.events import EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.namespace import LocalNamespace
 from pytest_rollout.backends.local.networking import (
-    DEFAULT_PROPAGATION_DELAY,
     EndpointPublisher,
 )
 from pytest_rollout.backends.local.pods import Pod
@@ -34,7 +33,7 @@ from pytest_rollout.config import TargetConfig
 from pytest_rollout.engine.analysis import AnalysisTemplate
 from pytest_rollout.errors import ConfigError, RolloutError
 from pytest_rollout.names import check_namespace_name
-from pytest_rollout.options import RolloutOptions
+from pytest_rollout.options import DEFAULT_ENDPOINT_DELAY, RolloutOptions
 
 PROMETHEUS_SERVICE = ("prometheus", "rollout-system")
 """Where analysis templates find Prometheus: the Service the kube backend installs."""
@@ -43,12 +42,12 @@ ROUTER_APPLY_BUDGET = 0.25
 late on a busy machine, then one runtime-API ``set var`` (docs/local-backend.md)."""
 
 
-def local_rollback_allowance(propagation_delay: float) -> RollbackAllowance:
+def local_rollback_allowance(endpoint_delay: float) -> RollbackAllowance:
     """The endpoint delay a weight change waits, the router's apply, and no event-time rounding
     (events carry the engine's own float time)."""
     return RollbackAllowance.of(
         {
-            "endpoint_propagation": propagation_delay,
+            "endpoint_propagation": endpoint_delay,
             "router_apply": ROUTER_APPLY_BUDGET,
             "event_time_resolution": 0.0,
         }
@@ -59,7 +58,7 @@ def open_local_cluster(
     options: RolloutOptions, workdir: Path, target: TargetConfig
 ) -> LocalCluster:
     """The session's local cluster, for the backend registry."""
-    return LocalCluster(workdir, target, propagation_delay=options.endpoint_delay).start()
+    return LocalCluster(workdir, target, endpoint_delay=options.endpoint_delay).start()
 
 
 class LocalCluster:
@@ -70,12 +69,12 @@ class LocalCluster:
         workdir: Path,
         target: TargetConfig,
         *,
-        propagation_delay: float = DEFAULT_PROPAGATION_DELAY,
+        endpoint_delay: float = DEFAULT_ENDPOINT_DELAY,
         time_scale: float = 1.0,
     ) -> None:
         self.workdir = Path(workdir)
         self.target = target
-        self.propagation_delay = propagation_delay
+        self.endpoint_delay = endpoint_delay
         self.time_scale = time_scale
         self.events = EventRecorder()
         self.loop = LoopThread()
@@ -92,7 +91,7 @@ class LocalCluster:
             self.loop.start()
             self.router.start()
             self.prometheus.start()
-            self.publisher = EndpointPublisher(self.router, self.loop.loop, self.propagation_delay)
+            self.publisher = EndpointPublisher(self.router, self.loop.loop, self.endpoint_delay)
         except BaseException:
             self.stop()
             raise
@@ -133,7 +132,7 @@ class LocalCluster:
 
     @property
     def rollback_allowance(self) -> RollbackAllowance:
-        return local_rollback_allowance(self.propagation_delay)
+        return local_rollback_allowance(self.endpoint_delay)
 
     def resolve_url(self, url: str, namespace: str) -> str:
         """Map an in-cluster URL (``http://svc.ns.svc.cluster.local[:port]/path``, ``http://svc``)

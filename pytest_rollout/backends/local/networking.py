@@ -1,7 +1,7 @@
 """Services and HTTPRoutes of the local backend, fed to the router.
 
 A Service is a router pool whose endpoints are the Ready, non-terminating pods its selector
-matches (``EndpointSlice`` semantics). Endpoint changes reach the router after a propagation
+matches (``EndpointSlice`` semantics). Endpoint changes reach the router after the endpoint
 delay, as on a cluster, where the EndpointSlice controller, the API server watch and the
 gateway's own resync all stand between a pod turning unready and the proxy hearing of it. That
 delay is why a pod that exits on SIGTERM without a preStop pause causes errors.
@@ -27,9 +27,6 @@ from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest
 
 _log = logging.getLogger(__name__)
-
-DEFAULT_PROPAGATION_DELAY = 1.0
-"""Seconds from a pod's readiness change to the router acting on it (configurable)."""
 
 _SERVICE_SPEC_FIELDS = {"selector", "ports", "type", "sessionAffinity"}
 _ROUTE_SPEC_FIELDS = {"parentRefs", "rules", "hostnames"}
@@ -164,7 +161,7 @@ class HTTPRoute:
 
 
 class EndpointPublisher:
-    """Delivers endpoint and weight changes to the router, in order, after the propagation delay.
+    """Delivers endpoint and weight changes to the router, in order, after the endpoint delay.
 
     Router calls block (a socket round-trip, sometimes a reload), so they run on one dedicated
     worker thread rather than on the event loop; one thread keeps them in order.

@@ -24,6 +24,8 @@ from pytest_rollout.config import TargetConfig
 from pytest_rollout.errors import BackendError
 from tests.local.pod_harness import PORT, PodHarness, left_clean
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 SERVER = (
     "import http.server, os\n"
     "http.server.ThreadingHTTPServer((os.environ['POD_IP'], int(os.environ['PORT'])),"

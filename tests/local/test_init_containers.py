@@ -22,6 +22,8 @@ from pytest_rollout.backends.local.pod_status import Launch, PodPhase
 from pytest_rollout.errors import ConfigError, ProcessError, RolloutError
 from tests.local.pod_harness import PORT, SCALE, PodHarness, left_clean, pid_alive, until
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 PRELUDE = textwrap.dedent(
     """
     import os, signal, subprocess, sys, time

@@ -40,6 +40,8 @@ from pytest_rollout.backends.local.pod_status import (
 from pytest_rollout.errors import ConfigError, WaitTimeout
 from tests.local.pod_harness import PORT, SCALE, PodHarness, left_clean, pid_alive, until
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 APP = textwrap.dedent(
     """
     import http.server, json, os, signal, subprocess, sys, time

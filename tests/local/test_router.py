@@ -28,6 +28,8 @@ from pytest_rollout.backends.local.haproxy_cli import parse_show_proc
 from pytest_rollout.backends.local.router import Router
 from pytest_rollout.errors import ConfigError, ProcessError
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 T = TypeVar("T")
 SERVED_BY = "X-Served-By"
 

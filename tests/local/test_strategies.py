@@ -20,6 +20,8 @@ from pytest_rollout.experiments import wait_serving
 from pytest_rollout.load import BackgroundLoad, TrafficLog
 from pytest_rollout.manifests import Manifest
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 WORKLOAD = "reference-service"
 RATE = 60.0
 # Endpoint changes reach the router after the backend's endpoint delay (1 s by default).

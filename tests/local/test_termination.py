@@ -12,6 +12,8 @@ import pytest
 from pytest_rollout import Experiment
 from pytest_rollout.manifests import Manifest, ManifestSet
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 
 def _without_pre_stop(manifests: list[Manifest]) -> list[Manifest]:
     changed = []

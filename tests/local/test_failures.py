@@ -74,16 +74,24 @@ def assert_fails_at_once_with(
     assert culprit in "".join(traceback.format_exception(cause)), "the traceback is kept"
 
 
+async def start_and_fail_wait_ready(pod: Pod, *, match: str, culprit: str) -> None:
+    """Start ``pod``; its wait_ready raises a BackendError matching ``match`` at once, with
+    ``culprit`` in the cause's traceback."""
+    await pod.start()
+    began = time.monotonic()
+    with pytest.raises(BackendError, match=match) as caught:
+        await pod.wait_ready(timeout=WAIT)
+    assert_fails_at_once_with(caught, began, culprit)
+
+
 def test_a_broken_readiness_observer_fails_wait_ready_at_once(harness: Harness) -> None:
     pod = harness.pod(harness.manifest())
     pod.add_readiness_observer(broken_observer)
 
     async def scenario() -> None:
-        await pod.start()
-        began = time.monotonic()
-        with pytest.raises(BackendError, match="a readiness observer of pod test-ns/web-0") as err:
-            await pod.wait_ready(timeout=WAIT)
-        assert_fails_at_once_with(err, began, "broken_observer")
+        await start_and_fail_wait_ready(
+            pod, match="a readiness observer of pod test-ns/web-0", culprit="broken_observer"
+        )
         assert pod.ready, "the pod itself is Ready: only its observer failed"
 
     harness.run(scenario)
@@ -98,15 +106,11 @@ def test_a_broken_probe_fails_wait_ready_at_once(
     monkeypatch.setattr(pods, "execute", broken_probe)
     probe = {"tcpSocket": {"port": "http"}, "periodSeconds": 1}
     pod = harness.pod(harness.manifest(readinessProbe=probe))
-
-    async def scenario() -> None:
-        await pod.start()
-        began = time.monotonic()
-        with pytest.raises(BackendError, match="the readiness probe loop of pod") as caught:
-            await pod.wait_ready(timeout=WAIT)
-        assert_fails_at_once_with(caught, began, "broken_probe")
-
-    harness.run(scenario)
+    harness.run(
+        lambda: start_and_fail_wait_ready(
+            pod, match="the readiness probe loop of pod", culprit="broken_probe"
+        )
+    )
 
 
 def test_a_latch_ends_the_waits_it_guards_and_tells_its_parent() -> None:

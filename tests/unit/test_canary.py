@@ -715,20 +715,11 @@ def test_invariants_hold_whatever_happens(
     promoted = False
     for action in ["release", *actions]:
         promoted = action in ("promote", "full") or (promoted and action != "release")
-        if action == "release":
-            cluster.rollout = make_rollout(
-                BAD_CANARY_STEPS, replicas=replicas, version=f"v{next(versions)}"
-            )
-        elif action == "promote":
-            cluster.status = canary.promote(cluster.status, cluster.rollout)
-        elif action == "abort":
-            cluster.status = canary.abort(cluster.status)
-        elif action == "retry":
-            cluster.status = canary.retry(cluster.status)
-        elif action == "full":
-            cluster.status = canary.promote_full(cluster.status)
-        elif action == "wait":
-            cluster.now += 7.0
+        act(
+            cluster,
+            action,
+            lambda: make_rollout(BAD_CANARY_STEPS, replicas=replicas, version=f"v{next(versions)}"),
+        )
         aborted_before = cluster.status.abort
         decision = cluster.reconcile()
         check_invariants(
@@ -736,6 +727,23 @@ def test_invariants_hold_whatever_happens(
         )
         if action == "tick":
             cluster.now += 1.0
+
+
+def act(cluster: FakeCluster, action: str, release: Callable[[], Rollout]) -> None:
+    """One action of an arbitrary sequence, before the next reconciliation: a release of
+    ``release()``, a ``kubectl argo rollouts`` command, or seven seconds passing (``wait``)."""
+    if action == "release":
+        cluster.rollout = release()
+    elif action == "promote":
+        cluster.status = canary.promote(cluster.status, cluster.rollout)
+    elif action == "abort":
+        cluster.status = canary.abort(cluster.status)
+    elif action == "retry":
+        cluster.status = canary.retry(cluster.status)
+    elif action == "full":
+        cluster.status = canary.promote_full(cluster.status)
+    elif action == "wait":
+        cluster.now += 7.0
 
 
 def check_invariants(

@@ -92,10 +92,13 @@ class Experiment:
         namespace: Namespace | None = None,
         resources: bool = False,
         label: str | None = None,
+        strategy: str | None = None,
     ) -> LiveRelease:
         """Deploy ``manifests`` into a new namespace (or ``namespace``), put load on the route
         and release ``variant``; return the release in progress, for an experiment that acts
-        on it (promote, abort) before :meth:`LiveRelease.finish`."""
+        on it (promote, abort) before :meth:`LiveRelease.finish`. ``resources``: sample the
+        namespace's pods and memory during the release; ``strategy``: the name the report
+        gives the run's pods and memory."""
         chosen = self.variant(variant) if isinstance(variant, str) else variant
         manifest_set, set_label = self._manifest_set(manifests)
         target = resolve_target(manifest_set, workload=workload, route=route, set_name=set_label)
@@ -114,6 +117,7 @@ class Experiment:
             timeout=timeout,
             progress=self._progress,
             sample_resources=resources,
+            strategy=strategy,
             on_finish=self.runs.append,
         )
         self._live.append(live)
@@ -137,6 +141,7 @@ class Experiment:
         namespace: Namespace | None = None,
         resources: bool = False,
         label: str | None = None,
+        strategy: str | None = None,
     ) -> ReleaseRun:
         """Release ``variant`` under load and take no action: wait until the workload settles
         (a Rollout: Healthy or Degraded, or the phases ``until``; a Deployment: rolled out),
@@ -152,6 +157,7 @@ class Experiment:
             namespace=namespace,
             resources=resources,
             label=label,
+            strategy=strategy,
         ) as live:
             live.wait_settled(phases)
             return live.finish(tail=tail)

@@ -167,6 +167,7 @@ class LiveRelease:
         timeout: float,
         progress: ProgressSink | None = None,
         sample_resources: bool = False,
+        strategy: str | None = None,
         on_finish: Callable[[ReleaseRun], None] | None = None,
     ) -> None:
         self.experiment = experiment
@@ -182,6 +183,7 @@ class LiveRelease:
         self._max_duration = max_duration
         self._progress = progress
         self._sample_resources = sample_resources
+        self.strategy = strategy
         self._on_finish = on_finish
         self._load: BackgroundLoad | None = None
         self._handle: RolloutHandle | None = None
@@ -418,6 +420,8 @@ class LiveRelease:
         events = handle.events() if handle is not None else self.namespace.events()
         runs = handle.analysis_runs() if handle is not None else []
         extra: dict[str, Any] = {}
+        if self.strategy is not None:
+            extra["strategy"] = self.strategy
         if self.resources:
             extra["resources"] = [
                 {

@@ -190,7 +190,9 @@ def good_release(experiment: Experiment, spec: ExperimentSpec, strategy: Strateg
 
 
 def _back_to(live: LiveRelease, pods: int) -> bool:
-    sample = live.namespace.resources()
+    """The release's own sampler saw the namespace back at ``pods``, all Ready (its samples
+    are the evidence, so the condition is read from them)."""
+    sample = live.resources[-1]
     return sample.pods <= pods and sample.not_ready == 0
 
 
@@ -303,6 +305,8 @@ def run_strategy_cost(experiment: Experiment, spec: ExperimentSpec) -> None:
     wall = time.monotonic() - started
     load_after = os.getloadavg()
     runs = batch.runs
+    # The report's columns: strategy by strategy, good release, abort, bad release.
+    experiment.runs.sort(key=_column)
     good = {s.key: run for s in strategies if (run := runs.get(f"{s.key}/good")) is not None}
     bad = {s.key: run for s in strategies if (run := runs.get(f"{s.key}/bad")) is not None}
     footprints = {k: footprint(resource_points(run), run.released_at) for k, run in good.items()}
@@ -336,6 +340,12 @@ def run_strategy_cost(experiment: Experiment, spec: ExperimentSpec) -> None:
     _assert_costs(strategies, footprints)
 
 
+def _column(run: ReleaseRun) -> tuple[int, int]:
+    key, _, what = run.label.partition("/")
+    strategy = STRATEGY_KEYS.index(key) if key in STRATEGY_KEYS else len(STRATEGY_KEYS)
+    return strategy, ("good", "abort", "bad").index(what) if what in ("good", "abort", "bad") else 3
+
+
 def jobs(
     experiment: Experiment, spec: ExperimentSpec, strategies: Sequence[Strategy]
 ) -> dict[str, Job]:
@@ -357,8 +367,10 @@ def jobs(
 def promotion_s(run: ReleaseRun) -> float:
     """From the release to full promotion: the Rollout's ``RolloutCompleted`` (the new
     ReplicaSet became the stable one), a Deployment's completed roll-out."""
-    completed = run.first_event(COMPLETED) if run.kind == "Rollout" else None
-    end = completed.timestamp if completed is not None else run.settled_at
+    completed = [
+        e.timestamp for e in run.events if e.reason == COMPLETED and e.timestamp >= run.released_at
+    ]
+    end = completed[0] if run.kind == "Rollout" and completed else run.settled_at
     return end - run.released_at
 
 

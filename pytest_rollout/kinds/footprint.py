@@ -9,6 +9,7 @@ instant to the next sample's.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +18,9 @@ from pytest_rollout.errors import InconclusiveError
 from pytest_rollout.runs import ReleaseRun
 
 MIB = 2**20
+WEIGHT_UPDATED = "TrafficWeightUpdated"
+_WEIGHT_MOVE = re.compile(r"\bto (?P<weight>\d+)\s*$")
+"""Argo's ``Traffic weight updated [from N] to M``."""
 PEAK_MEMORY_BAND = 0.1
 """Memory counts as "at its peak" within this share of its rise above the baseline."""
 
@@ -204,7 +208,9 @@ class Rollback:
 
 
 def rollback(run: ReleaseRun) -> Rollback:
-    """The rollback after the operator's abort in ``run``."""
+    """The rollback after the operator's abort in ``run``; the weights are read from the
+    Rollout's ``TrafficWeightUpdated`` events, which see every change a status sample may
+    fall between."""
     cause = run.abort_cause()
     version = run.new_version
     if cause is None or version is None:
@@ -212,16 +218,17 @@ def rollback(run: ReleaseRun) -> Rollback:
             f"{run.label}: no abort and release version to measure a rollback from "
             f"(abort: {cause}, version: {version})"
         )
-    before = [s.weight for s in run.samples if s.t <= cause.at]
-    weights: list[int] = []
-    for sample in run.samples:
-        if sample.t > cause.at and (not weights or weights[-1] != sample.weight):
-            weights.append(sample.weight)
+    moves = [
+        (event.timestamp, int(found["weight"]))
+        for event in run.events
+        if event.reason == WEIGHT_UPDATED
+        and (found := _WEIGHT_MOVE.search(event.message)) is not None
+    ]
     last = run.log.last_seen(version)
     return Rollback(
-        weight=before[-1] if before else 0,
+        weight=next((w for t, w in reversed(moves) if t <= cause.at), 0),
         abort_to_old_s=max((last or cause.at) - cause.at, 0.0),
-        weights_after_abort=tuple(weights),
+        weights_after_abort=tuple(w for t, w in moves if t > cause.at),
         new_requests_after_abort=run.log.by_version(cause.at, None).get(version, 0),
         requests_after_abort=run.log.count(cause.at, None),
     )

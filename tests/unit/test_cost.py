@@ -14,7 +14,7 @@ from pytest_rollout.backends.base import EventView, RollbackAllowance
 from pytest_rollout.config import Variant, load_target_config
 from pytest_rollout.errors import ConfigError, InconclusiveError
 from pytest_rollout.kinds import kinds, parse_experiment
-from pytest_rollout.kinds.cost import Strategy, run_all
+from pytest_rollout.kinds.cost import Strategy, promotion_s, run_all
 from pytest_rollout.kinds.footprint import (
     MIB,
     ResourcePoint,
@@ -229,17 +229,22 @@ def test_a_release_nothing_stopped_was_never_rolled_back() -> None:
 
 
 def test_an_operator_abort_and_the_weights_back_to_the_stable() -> None:
-    weights = [(2.0, 5), (4.0, 50), (6.0, 50), (6.5, 5), (7.0, 0)]
-    samples = tuple(StatusSample(T0 + t, "Paused", 4, 5, w, "s", "c") for t, w in weights)
+    moves = [(2.0, "to 0"), (2.5, "from 0 to 5"), (4.0, "from 5 to 50"), (6.5, "from 50 to 5")]
+    moves += [(6.6, "from 5 to 0")]
+    events = tuple(
+        EventView(T0 + t, "Normal", "TrafficWeightUpdated", f"Traffic weight updated {m}", "", "")
+        for t, m in moves
+    )
     traffic = log([{"v1": 100}] * 4 + [{"v1": 50, "v2-bad": 50}] * 3 + [{"v1": 100}] * 2)
-    result = rollback(release_run(traffic, events=aborted_at(T0 + 5.5), samples=samples))
+    events = tuple(sorted(events + aborted_at(T0 + 5.5), key=lambda e: e.timestamp))
+    result = rollback(release_run(traffic, events=events))
     assert result.weight == 50
-    assert result.weights_after_abort == (50, 5, 0)
+    assert result.weights_after_abort == (5, 0)
     last_bad = T0 + 6 + 99 / 100
     assert result.abort_to_old_s == pytest.approx(last_bad - (T0 + 5.5))
     assert result.new_requests_after_abort == 100
     with pytest.raises(InconclusiveError, match="no abort"):
-        rollback(release_run(traffic, samples=samples))
+        rollback(release_run(traffic))
 
 
 def test_a_run_without_resource_samples_is_inconclusive() -> None:
@@ -297,3 +302,15 @@ def test_after_a_failure_no_further_release_starts_and_the_first_is_raised() -> 
     assert ran == ["a"]
     with pytest.raises(AssertionError, match="a failed"):
         batch.raise_first()
+
+
+def test_promotion_is_the_release_s_own_completion_not_the_first_deploy_s() -> None:
+    def completed(t: float, why: str) -> EventView:
+        message = f"Rollout completed update to revision 1 (h): {why}"
+        return EventView(t, "Normal", "RolloutCompleted", message, "Rollout", "svc")
+
+    events = (completed(T0 - 9.0, "Initial deploy"), completed(RELEASE + 42.5, "Completed all"))
+    assert promotion_s(release_run(log([{"v1": 10}]), events=events)) == pytest.approx(42.5)
+    # A Deployment has no such event: its roll-out completed when the run settled.
+    deployment = release_run(log([{"v1": 10}]), kind="Deployment")
+    assert promotion_s(deployment) == pytest.approx(deployment.settled_at - RELEASE)

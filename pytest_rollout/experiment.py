@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -178,12 +179,15 @@ class Experiment:
         for live in self._live:
             live.close()
         self._attach_runs()
-        errors: list[BaseException] = []
-        for namespace in self.namespaces:
-            try:
-                close_namespace(namespace, passed=passed, capture_dir=capture_dir)
-            except Exception as exc:  # every namespace is deleted; the first error is raised
-                errors.append(exc)
+        # At once: each deletion mostly waits out its pods' grace periods. Every namespace is
+        # deleted; the first error (in creation order) is raised.
+        workers = max(len(self.namespaces), 1)
+        with ThreadPoolExecutor(workers, thread_name_prefix="pytest-rollout-delete") as pool:
+            deletions = [
+                pool.submit(close_namespace, namespace, passed=passed, capture_dir=capture_dir)
+                for namespace in self.namespaces
+            ]
+        errors = [error for done in deletions if (error := done.exception()) is not None]
         if errors:
             raise errors[0]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -347,10 +348,14 @@ class LiveRelease:
         return versions
 
     def _sample_loop(self) -> None:
+        # Samples are due by the clock, every SAMPLE_INTERVAL, whatever a sample took; one that
+        # overran is followed at once by the next, without a burst to catch up.
         try:
+            due = time.monotonic()
             while True:
                 self._sample()
-                if self._stop.wait(SAMPLE_INTERVAL):
+                due = max(due + SAMPLE_INTERVAL, time.monotonic())
+                if self._stop.wait(due - time.monotonic()):
                     return
         except BaseException as exc:  # surfaced by the test thread's next wait or finish()
             self._sampler_error = exc

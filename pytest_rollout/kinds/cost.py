@@ -351,16 +351,20 @@ def jobs(
 ) -> dict[str, Job]:
     """Every release of the comparison by name, the longest first, so that fewer threads than
     releases still finish early: the good releases (the default canary keeps its previous
-    stable longest), the canary's abort, then the bad releases."""
-    order = {"canary_default": 0, "blue_green": 1, "canary": 2, "rolling": 3}
-    by_length = sorted(strategies, key=lambda s: order[s.key])
+    stable longest), the canary's abort, then the bad releases (a canary's runs its first
+    steps; blue-green's stops at the preview; a rolling one's has nothing to stop it)."""
+    good_order = ("canary_default", "blue_green", "canary", "rolling")
+    bad_order = ("canary_default", "canary", "blue_green", "rolling")
+    by_key = {s.key: s for s in strategies}
     planned: dict[str, Job] = {}
-    for strategy in by_length:
-        planned[f"{strategy.key}/good"] = partial(good_release, experiment, spec, strategy)
-        if strategy.abort_after_step is not None:
-            planned[f"{strategy.key}/abort"] = partial(operator_abort, experiment, spec, strategy)
-    for strategy in by_length:
-        planned[f"{strategy.key}/bad"] = partial(bad_release, experiment, spec, strategy)
+    for key in good_order:
+        if (strategy := by_key.get(key)) is not None:
+            planned[f"{key}/good"] = partial(good_release, experiment, spec, strategy)
+            if strategy.abort_after_step is not None:
+                planned[f"{key}/abort"] = partial(operator_abort, experiment, spec, strategy)
+    for key in bad_order:
+        if (strategy := by_key.get(key)) is not None:
+            planned[f"{key}/bad"] = partial(bad_release, experiment, spec, strategy)
     return planned
 
 

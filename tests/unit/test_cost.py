@@ -6,15 +6,16 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from pytest_rollout.backends.base import EventView, RollbackAllowance
 from pytest_rollout.config import Variant, load_target_config
 from pytest_rollout.errors import ConfigError, InconclusiveError
+from pytest_rollout.experiment import Experiment
 from pytest_rollout.kinds import kinds, parse_experiment
-from pytest_rollout.kinds.cost import Strategy, promotion_s, run_all
+from pytest_rollout.kinds.cost import Strategy, jobs, promotion_s, run_all
 from pytest_rollout.kinds.footprint import (
     MIB,
     ResourcePoint,
@@ -314,3 +315,19 @@ def test_promotion_is_the_release_s_own_completion_not_the_first_deploy_s() -> N
     # A Deployment has no such event: its roll-out completed when the run settled.
     deployment = release_run(log([{"v1": 10}]), kind="Deployment")
     assert promotion_s(deployment) == pytest.approx(deployment.settled_at - RELEASE)
+
+
+def test_the_longest_releases_are_started_first() -> None:
+    spec = parse(table())
+    planned = jobs(cast(Experiment, None), spec, spec.options["strategies"])
+    assert list(planned) == [
+        "canary_default/good",
+        "blue_green/good",
+        "canary/good",
+        "canary/abort",
+        "rolling/good",
+        "canary_default/bad",
+        "canary/bad",
+        "blue_green/bad",
+        "rolling/bad",
+    ]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pytest_rollout.backends.base import ResourceSample
 from pytest_rollout.errors import InconclusiveError
 from pytest_rollout.runs import ReleaseRun
 
@@ -25,27 +26,14 @@ PEAK_MEMORY_BAND = 0.1
 """Memory counts as "at its peak" within this share of its rise above the baseline."""
 
 
-@dataclass(frozen=True)
-class ResourcePoint:
-    """One sample of a namespace's pods and their memory (epoch seconds, bytes)."""
-
-    t: float
-    ready: int
-    not_ready: int
-    memory_bytes: int
-
-    @property
-    def pods(self) -> int:
-        return self.ready + self.not_ready
-
-
-def resource_points(run: ReleaseRun) -> list[ResourcePoint]:
-    """The run's resource samples, oldest first; inconclusive when it sampled none."""
+def resource_points(run: ReleaseRun) -> list[ResourceSample]:
+    """The run's resource samples (as its timeline keeps them: without the per-pod split),
+    oldest first; inconclusive when it sampled none."""
     raw: Iterable[Mapping[str, Any]] = run.extra.get("resources", ())
     points = sorted(
         (
-            ResourcePoint(
-                float(p["t"]), int(p["ready"]), int(p["not_ready"]), int(p["memory_bytes"])
+            ResourceSample(
+                float(p["t"]), int(p["ready"]), int(p["not_ready"]), int(p["memory_bytes"]), {}
             )
             for p in raw
         ),
@@ -93,7 +81,7 @@ class Footprint:
         return values
 
 
-def footprint(points: Sequence[ResourcePoint], released_at: float) -> Footprint:
+def footprint(points: Sequence[ResourceSample], released_at: float) -> Footprint:
     """The footprint of a release from its resource samples; the baseline is the last sample
     taken before the release (else the first)."""
     before = [p for p in points if p.t < released_at]

@@ -4,36 +4,30 @@ once (pure logic; the experiment itself is ``rollout.toml::strategy-cost``)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, cast
 
 import pytest
 
-from pytest_rollout.backends.base import EventView, RollbackAllowance
-from pytest_rollout.config import Variant, load_target_config
+from pytest_rollout.backends.base import EventView, ResourceSample
+from pytest_rollout.config import load_target_config
 from pytest_rollout.errors import ConfigError, InconclusiveError
 from pytest_rollout.experiment import Experiment
 from pytest_rollout.kinds import kinds, parse_experiment
 from pytest_rollout.kinds.cost import Strategy, jobs, promotion_s, run_all
 from pytest_rollout.kinds.footprint import (
     MIB,
-    ResourcePoint,
     footprint,
     reach,
     resource_points,
     rollback,
 )
-from pytest_rollout.load import RequestRecord, TrafficLog
-from pytest_rollout.runs import ReleaseRun, StatusSample
+from pytest_rollout.load import TrafficLog
+from pytest_rollout.runs import ReleaseRun
+from tests.unit.test_runs import ABORT_MESSAGE, RELEASE, T0, _log, _run
 
 REPO = Path(__file__).resolve().parents[2]
-T0 = 1_000.0
-RELEASE = T0 + 1.0
-ABORT_MESSAGE = (
-    "Rollout aborted update to revision 2: Step-based analysis phase error/failed: Metric "
-    '"error-rate" assessed Failed due to failed (1) > failureLimit (0)'
-)
 
 # --- the table -----------------------------------------------------------------------------
 
@@ -100,16 +94,20 @@ def test_the_strategies_must_run_as_many_replicas() -> None:
 # --- footprint -----------------------------------------------------------------------------
 
 
-def points(*steps: tuple[float, int, int]) -> list[ResourcePoint]:
+def sample(t: float, ready: int, not_ready: int, memory: int) -> ResourceSample:
+    return ResourceSample(t, ready, not_ready, memory, {})
+
+
+def points(*steps: tuple[float, int, int]) -> list[ResourceSample]:
     """(seconds from the release, ready pods, not-ready pods), 64 MiB a pod, 4 samples a
     second from each entry to the next."""
-    out: list[ResourcePoint] = []
+    out: list[ResourceSample] = []
     for (start, ready, not_ready), (end, _, _) in zip(
         steps, [*steps[1:], (steps[-1][0] + 0.25, 0, 0)], strict=True
     ):
         t = start
         while t < end - 1e-9:
-            out.append(ResourcePoint(RELEASE + t, ready, not_ready, (ready + not_ready) * 64 * MIB))
+            out.append(sample(RELEASE + t, ready, not_ready, (ready + not_ready) * 64 * MIB))
             t += 0.25
     return out
 
@@ -141,11 +139,11 @@ def test_a_release_still_above_its_baseline_at_the_end_has_no_way_back() -> None
 
 def test_memory_counts_as_at_its_peak_within_a_tenth_of_its_rise() -> None:
     samples = [
-        ResourcePoint(RELEASE - 0.25, 4, 0, 100 * MIB),
-        ResourcePoint(RELEASE, 4, 0, 191 * MIB),  # 91 of a 100 MiB rise: at the peak
-        ResourcePoint(RELEASE + 1.0, 4, 0, 200 * MIB),
-        ResourcePoint(RELEASE + 2.0, 4, 0, 189 * MIB),  # 89: no longer
-        ResourcePoint(RELEASE + 5.0, 4, 0, 100 * MIB),
+        sample(RELEASE - 0.25, 4, 0, 100 * MIB),
+        sample(RELEASE, 4, 0, 191 * MIB),  # 91 of a 100 MiB rise: at the peak
+        sample(RELEASE + 1.0, 4, 0, 200 * MIB),
+        sample(RELEASE + 2.0, 4, 0, 189 * MIB),  # 89: no longer
+        sample(RELEASE + 5.0, 4, 0, 100 * MIB),
     ]
     assert footprint(samples, RELEASE).peak_memory_s == pytest.approx(2.0)
 
@@ -156,15 +154,7 @@ def test_memory_counts_as_at_its_peak_within_a_tenth_of_its_rise() -> None:
 def log(seconds: list[dict[str, int]]) -> TrafficLog:
     """One second of requests per entry, from T0, served by the given versions; the bad
     version fails every other request."""
-    records = []
-    for second, versions in enumerate(seconds):
-        total = sum(versions.values())
-        sequence = [v for v, n in versions.items() for _ in range(n)]
-        for index, version in enumerate(sequence):
-            t = T0 + second + index / total
-            status = 500 if version.endswith("bad") and index % 2 else 200
-            records.append(RequestRecord(t, t, 0.001, "index", status=status, version=version))
-    return TrafficLog(records, target_rate=100.0, started_at=T0)
+    return _log(seconds)
 
 
 def release_run(
@@ -172,26 +162,11 @@ def release_run(
     *,
     events: tuple[EventView, ...] = (),
     kind: str = "Rollout",
-    samples: tuple[StatusSample, ...] = (),
     resources: list[dict[str, float]] | None = None,
 ) -> ReleaseRun:
-    variant = Variant("bad", "", MappingProxyType({}), MappingProxyType({}), "cfg", "v2-bad")
-    return ReleaseRun(
-        label="bad",
-        workload="svc",
-        kind=kind,
-        variant=variant,
-        log=traffic,
-        released_at=RELEASE,
-        settled_at=T0 + 6.0,
-        stable_versions=frozenset({"v1"}),
-        view=None,
-        events=events,
-        analysis_runs=(),
-        allowance=RollbackAllowance.of({"endpoint_propagation": 1.0}),
-        samples=samples,
-        extra={"resources": resources} if resources is not None else {},
-    )
+    """A run of the bad release ``v2-bad`` over ``v1``, released at RELEASE."""
+    extra = {"resources": resources} if resources is not None else {}
+    return replace(_run(traffic, events=events), kind=kind, extra=extra)
 
 
 def aborted_at(t: float) -> tuple[EventView, ...]:

@@ -59,7 +59,9 @@ Format (``rollout.toml``; in ``pyproject.toml`` every table name gets the prefix
 Placeholders may be used in ``images.*.command``, ``images.*.env`` and ``backends.local.env``
 (``{{`` and ``}}`` for literal braces): ``{host}`` the pod's address, ``{port}`` the container's
 first ``containerPort`` and ``{port:NAME}`` a named one, ``{python}`` this interpreter,
-``{data_dir}`` a directory the local backend keeps per namespace for the target's state.
+``{data_dir}`` a directory the local backend keeps per namespace for the target's state,
+``{prometheus_url}`` the URL of the cluster's Prometheus as this machine reaches it (for a
+container that queries Prometheus itself, such as the canary judge).
 Variant and ``backends.kube`` env values are literal: they go into manifests. A process's env is
 the image's ``env``, then the container's env from the manifest (with the variant applied), then
 the backend's ``env``. Unknown keys are errors, never ignored.
@@ -80,6 +82,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.load.mix import (
     HTTP_METHODS,
@@ -107,7 +110,7 @@ PYPROJECT_FILE_NAME = "pyproject.toml"
 PYPROJECT_TABLE = ("tool", "pytest-rollout")
 DEFAULT_MANIFEST_SET = "default"
 BACKEND_NAMES = BACKENDS
-PLACEHOLDERS = ("{host}", "{port}", "{port:NAME}", "{python}", "{data_dir}")
+PLACEHOLDERS = ("{host}", "{port}", "{port:NAME}", "{python}", "{data_dir}", "{prometheus_url}")
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
@@ -118,7 +121,9 @@ _IMAGE_REF = re.compile(
 )
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_PLACEHOLDER = re.compile(r"host|port|python|data_dir|port:[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_PLACEHOLDER = re.compile(
+    r"host|port|python|data_dir|prometheus_url|port:[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+)
 _BODY_METHODS = ("DELETE", "PATCH", "POST", "PUT")
 
 
@@ -290,8 +295,11 @@ class TargetConfig:
             ) from None
 
     def load_manifests(self, name: str = DEFAULT_MANIFEST_SET) -> ManifestSet:
-        """The objects of manifest set ``name``."""
-        return load_manifests(self.manifest_paths(name))
+        """The objects of manifest set ``name``; its Rollouts and analysis templates checked
+        against the supported subset here, at load, every unsupported field named at once."""
+        manifests = load_manifests(self.manifest_paths(name))
+        check_manifests(manifests)
+        return manifests
 
     def image(self, reference: str) -> ImageRun:
         """How to run ``reference`` locally: an exact entry first, then one without a tag."""
@@ -329,6 +337,7 @@ class TargetConfig:
         python: str = sys.executable,
         command: Sequence[str] = (),
         args: Sequence[str] = (),
+        prometheus_url: str | None = None,
     ) -> LocalCommand:
         """A container of ``image`` as a local process listening on ``host``.
 
@@ -340,6 +349,8 @@ class TargetConfig:
         """
         run = self.image(image)
         values = {"host": host, "python": python, "data_dir": str(data_dir)}
+        if prometheus_url is not None:
+            values["prometheus_url"] = prometheus_url
         if port is not None:
             values["port"] = str(port)
         values.update({f"port:{name}": str(number) for name, number in ports.items()})
@@ -822,6 +833,8 @@ def _render(text: str, values: Mapping[str, str], origin: str) -> str:
                 f"the container has no port named {name.partition(':')[2]!r} "
                 f"(named ports: {', '.join(named) or 'none'})"
             )
+        elif name == "prometheus_url":
+            detail = "no Prometheus is known here"
         else:
             detail = "the container declares no port"
         raise ConfigError(f"{origin}: cannot fill {{{name}}} in {text!r}: {detail}")

@@ -2,10 +2,13 @@
 
 Layout under ``--rollout-report DIR``::
 
-    DIR/<experiment>/summary.json   {"experiment", "backend", "verdict", "metrics", ...}
+    DIR/<experiment>/summary.json   {"experiment", "backend", "verdict", "headline", "kind",
+                                     "metrics", "events", "finished", ...}
     DIR/<experiment>/summary.md     the same, as a Markdown table for humans
     DIR/<experiment>/events.log     the ordered event lines, when the experiment has any
     DIR/<experiment>/<name>.csv     traffic logs and other tables the experiment attached
+
+``pytest_rollout.report`` renders the directory as HTML (``index.html``, ``timeline.png``).
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pytest_rollout.report.session import utc_timestamp
 
 VERDICTS = ("passed", "failed", "inconclusive", "error")
 
@@ -69,7 +75,7 @@ class Evidence:
         """Write the experiment's directory; returns it."""
         out = report_dir / self.experiment
         out.mkdir(parents=True, exist_ok=True)
-        summary = self.summary()
+        summary = {**self.summary(), "finished": utc_timestamp(time.time())}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
         (out / "summary.md").write_text(render_markdown(summary))
         if self.events:
@@ -85,6 +91,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "",
         f"backend: `{summary['backend']}`",
         "",
+        *([str(summary["headline"]), ""] if summary.get("headline") else []),
         "| metric | value |",
         "|---|---|",
     ]

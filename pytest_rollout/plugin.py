@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
     from pytest_rollout.config import TargetConfig
     from pytest_rollout.experiment import Experiment
     from pytest_rollout.load import BackgroundLoad
+    from pytest_rollout.progress import ProgressReporter
     from pytest_rollout.prom import PromClient
+    from pytest_rollout.report.build import BuildResult
+    from pytest_rollout.report.model import SessionInfo
 
 MARKER = "rollout"
 
@@ -200,16 +204,57 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_CHECKPOINT_KEY] = _proc.checkpoint()
+    config = session.config
+    config.stash[_CHECKPOINT_KEY] = _proc.checkpoint()
+    started = time.time()
+    config.stash[_STARTED_KEY] = started
+    config.stash[_SESSION_KEY] = _session_info(config, started)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    # The last line of defence, after session fixtures were torn down: whatever a fixture
-    # failed to stop (an interrupted setup, a Ctrl-C between start and yield) is stopped.
-    # Only what this session started: a session run inside another (pytester) must not stop
-    # the outer one's processes.
-    _proc.stop_all(since=session.config.stash.get(_CHECKPOINT_KEY, 0))
+    try:
+        _finish_report(session.config)
+    finally:
+        # The last line of defence, after session fixtures were torn down: whatever a fixture
+        # failed to stop (an interrupted setup, a Ctrl-C between start and yield) is stopped.
+        # Only what this session started: a session run inside another (pytester) must not
+        # stop the outer one's processes.
+        _proc.stop_all(since=session.config.stash.get(_CHECKPOINT_KEY, 0))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    result = terminalreporter.config.stash.get(_BUILT_KEY, None)
+    if result is not None:
+        terminalreporter.write_line(f"rollout report: {result.describe()}")
+        for problem in result.problems:
+            terminalreporter.write_line(f"rollout report: unreadable: {problem}", red=True)
+
+
+def _session_info(config: pytest.Config, started: float) -> SessionInfo:
+    from pytest_rollout.report.session import session_info
+
+    return session_info(
+        header=pytest_report_header(config),
+        started=started,
+        backend=config.stash[_OPTIONS_KEY].backend,
+        args=config.invocation_params.args,
+    )
+
+
+def _finish_report(config: pytest.Config) -> None:
+    """On the controller (not an xdist worker) of a session that wrote evidence: stamp the
+    session record, rebuild the HTML report, append the CI job summary."""
+    info = config.stash.get(_SESSION_KEY, None)
+    if info is None or hasattr(config, "workerinput"):
+        return
+    from pytest_rollout.report.publish import finish_session
+
+    result = finish_session(
+        config.stash[_OPTIONS_KEY].report, info, since=config.stash[_STARTED_KEY]
+    )
+    if result is not None:
+        config.stash[_BUILT_KEY] = result
 
 
 _OPTIONS_KEY = pytest.StashKey[RolloutOptions]()
@@ -217,6 +262,9 @@ _CONFIG_PATH_KEY = pytest.StashKey["Path | None"]()
 _CHECKPOINT_KEY = pytest.StashKey[int]()
 _VERDICT_KEY = pytest.StashKey[tuple[str, str]]()
 _REPORTED_KEY = pytest.StashKey[dict[str, str]]()
+_SESSION_KEY: pytest.StashKey[SessionInfo] = pytest.StashKey()
+_STARTED_KEY = pytest.StashKey[float]()
+_BUILT_KEY: pytest.StashKey[BuildResult] = pytest.StashKey()
 _NOT_RUN = ("error", "the experiment did not run to its end (setup failed or was interrupted)")
 
 
@@ -364,9 +412,41 @@ def rollout_evidence(
     verdict, message = request.node.stash.get(_VERDICT_KEY, _NOT_RUN)
     for evidence in made:
         evidence.verdict, evidence.message = verdict, message
-        evidence.write(rollout_options.report)
-        for key, value in evidence.metrics.items():
+        directory = evidence.write(rollout_options.report)
+        properties = {"verdict": verdict, **evidence.metrics}
+        if evidence.headline:
+            properties["headline"] = evidence.headline
+        for key, value in properties.items():
             request.node.user_properties.append((f"{evidence.experiment}.{key}", value))
+        _render_experiment(request.config, rollout_options.report, directory)
+
+
+def _render_experiment(config: pytest.Config, report: Path, directory: Path) -> None:
+    """The experiment's page and timeline.png right away, so an interrupted session still
+    leaves them; the index follows at the session's end."""
+    from pytest_rollout.report.build import render_experiment
+    from pytest_rollout.report.publish import record_session
+
+    info = config.stash.get(_SESSION_KEY, None)
+    if info is not None:
+        record_session(report, info)
+    render_experiment(directory)
+
+
+@pytest.fixture
+def rollout_progress(pytestconfig: pytest.Config) -> Iterator[ProgressReporter]:
+    """The live progress display of this test: hand it to the release runner, which calls
+    ``update(ProgressSnapshot(...))`` about four times a second. Closed when the test ends.
+
+    One line rewritten on a terminal, a line per state change elsewhere (CI), nothing under
+    ``-q`` or on an xdist worker."""
+    from pytest_rollout.progress import progress_reporter
+
+    reporter = progress_reporter(pytestconfig)
+    try:
+        yield reporter
+    finally:
+        reporter.close()
 
 
 @pytest.fixture
@@ -377,6 +457,7 @@ def rollout(
     rollout_target: TargetConfig,
     rollout_load: Callable[..., BackgroundLoad],
     rollout_evidence: Callable[[str], Evidence],
+    rollout_progress: ProgressReporter,
 ) -> Iterator[Experiment]:
     """Releases of the target under load: ``rollout.release("bad", manifests="bad-canary")``
     returns a typed :class:`~pytest_rollout.runs.ReleaseRun` to assert on. Every namespace it
@@ -401,6 +482,7 @@ def rollout(
         start_load=rollout_load,
         evidence=evidence,
         test_name=request.node.name,
+        progress=rollout_progress,
     )
     try:
         yield experiment

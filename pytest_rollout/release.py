@@ -209,7 +209,11 @@ class LiveRelease:
         namespace, target = self.namespace, self.target
         self._report()
         namespace.apply(self.manifests)
-        namespace.wait_rolled_out(target.name, timeout=self.timeout)
+        # Everything the set deploys (a judge beside the Rollout, say) serves before the
+        # release, not only the workload released.
+        for manifest in self.manifests:
+            if manifest.kind in WORKLOAD_KINDS:
+                namespace.wait_rolled_out(manifest.name, timeout=self.timeout)
         url = namespace.route_url(target.route)
         wait_serving(url, self.serving)
         if target.kind == "Rollout":
@@ -225,6 +229,7 @@ class LiveRelease:
         )
         self.stable_versions = self._versions_before_release(load.log)
         self._stage = "Rolling out"
+        self._sample()  # the state before the release, for what the first change changed
         self.released_at = epoch_now()
         namespace.release(target.name, self.variant)
         self._sampler = threading.Thread(
@@ -293,12 +298,11 @@ class LiveRelease:
         return run
 
     def close(self) -> None:
-        """Stop the load and the sampler (idempotent)."""
+        """Stop the load and the sampler (idempotent). The progress display is the
+        experiment's, shared by its releases: its owner closes it."""
         self._stop_sampler()
         if self._load is not None and self._load.running:
             self._load.stop()
-        if self._progress is not None:
-            self._progress.close()
 
     def __enter__(self) -> LiveRelease:
         return self.start() if self.released_at is None else self
@@ -392,8 +396,8 @@ class LiveRelease:
         now = epoch_now()
         steps = self.target.steps
         step = None
-        if view is not None and view.current_step_index is not None and steps:
-            step = min(view.current_step_index + 1, steps)
+        if self.samples and view is not None:
+            step = self.samples[-1].step_number
         self._progress.update(
             ProgressSnapshot(
                 experiment=self.experiment,

@@ -44,6 +44,14 @@ class StatusSample:
     stable_hash: str | None
     canary_hash: str | None
 
+    @property
+    def step_number(self) -> int | None:
+        """The step under way, 1-based as ``kubectl argo rollouts get`` shows it (``Step:
+        2/5``); the last step once every step is done."""
+        if self.step is None:
+            return None
+        return self.step + 1 if self.steps is None else min(self.step + 1, self.steps)
+
 
 @dataclass(frozen=True)
 class AbortCause:
@@ -427,7 +435,7 @@ class ReleaseRun:
                 {
                     "t": s.t,
                     "phase": s.phase,
-                    "step": s.step,
+                    "step": s.step_number,
                     "steps": s.steps,
                     "weight": s.weight,
                     "stable_hash": s.stable_hash,

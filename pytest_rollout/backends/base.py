@@ -56,14 +56,23 @@ class RollbackAllowance:
 
 @dataclass(frozen=True)
 class ResourceSample:
-    """A namespace's pods at one instant: how many are Ready, how many not (starting or
-    terminating), and the memory their processes hold, in bytes (total and by pod)."""
+    """What a namespace's pods use at one instant (``t``, epoch seconds).
+
+    ``ready`` and ``not_ready`` count its pods (a terminating pod is not ready);
+    ``memory_bytes`` is their total and ``per_pod`` each pod's, by pod name. What memory means
+    is the backend's: the resident set (RSS) of each pod's process tree locally, the working
+    set of its containers (cAdvisor's ``container_memory_working_set_bytes``) on kube.
+    """
 
     t: float
     ready: int
     not_ready: int
     memory_bytes: int
     per_pod: Mapping[str, int]
+
+    @property
+    def pods(self) -> int:
+        return self.ready + self.not_ready
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,12 @@ class AnalysisRunView:
 
 @dataclass(frozen=True)
 class RolloutView:
-    """A Rollout's status: phase (Healthy, Progressing, Paused, Degraded), message, step."""
+    """A Rollout's status: phase (Healthy, Progressing, Paused, Degraded), message, step.
+
+    ``active_hash`` and ``preview_hash`` are the pod-template hashes a blueGreen Rollout's
+    active and preview Services select (``status.blueGreen.activeSelector`` /
+    ``previewSelector``); None for a canary, or while a Service selects every pod.
+    """
 
     name: str
     phase: str
@@ -126,6 +140,8 @@ class RolloutView:
     stable_hash: str | None
     canary_hash: str | None
     aborted: bool
+    active_hash: str | None = None
+    preview_hash: str | None = None
 
 
 class RolloutHandle(Protocol):
@@ -183,7 +199,7 @@ class Namespace(Protocol):
         """The namespace's events, oldest first, one line each."""
 
     def resources(self) -> ResourceSample:
-        """The namespace's pods and their memory now."""
+        """The namespace's pods and their memory now; cheap enough to call every 250 ms."""
 
     def capture(self, destination: Path) -> None:
         """Write pod logs and events under ``destination`` (evidence of a failed test)."""

@@ -9,31 +9,32 @@ when something changes, when ``Decision.changed`` is true, or at ``Decision.wake
 Commands (:func:`promote`, :func:`promote_full`, :func:`abort`, :func:`retry`) patch the status
 exactly as ``kubectl argo rollouts`` does; the next :func:`step` acts on them.
 
+With ``trafficRouting`` the router's weight is exact and the canary is sized by it; without it
+(the basic canary) the weight is approximated by replica counts, and traffic follows the
+pods: a Service selecting every pod of the Rollout spreads requests over both ReplicaSets.
+
 Followed (argoproj/argo-rollouts): ``rollout/canary.go`` (rolloutCanary, reconcileCanaryPause,
 completedCurrentCanaryStep, syncRolloutStatusCanary, scaleDownOldReplicaSetsForCanary,
-reconcileCanaryReplicaSets), ``rollout/sync.go`` (createDesiredReplicaSet, setRolloutRevision,
-scaleReplicaSet, calculateRolloutConditions, persistRolloutStatus, sendStateChangeEvents,
-shouldFullPromote, promoteStable, resetRolloutStatus, checkPausedConditions,
-reconcileRevisionHistoryLimit), ``rollout/trafficrouting.go`` (reconcileTrafficRouting,
+reconcileCanaryReplicaSets), ``rollout/sync.go`` (shouldFullPromote, promoteStable,
+resetRolloutStatus), ``rollout/trafficrouting.go`` (reconcileTrafficRouting,
 calculateWeightStatus), ``rollout/analysis.go`` (reconcileAnalysisRuns,
-reconcileStepBasedAnalysisRun, reconcileBackgroundAnalysisRun, needsNewAnalysisRun,
-emitAnalysisRunStatusChanges),
-``rollout/pause.go`` (pauseContext, CalculatePauseStatus, CompletedCanaryPauseStep),
-``rollout/replicaset.go`` (reconcileNewReplicaSet, shouldDelayScaleDownOnAbort,
-scaleDownDelayHelper, isReplicaSetReferenced), ``rollout/service.go`` (ensureSVCTargets),
-``utils/replicaset/canary.go`` (AtDesiredReplicaCountsForCanary), ``utils/rollout/rolloututil.go``
-(CalculateRolloutPhase), ``utils/conditions/conditions.go`` (RolloutHealthy, RolloutProgressing,
-RolloutTimedOut, condition reasons), and ``pkg/kubectl-argo-rollouts/cmd/{promote,abort,retry}``.
+reconcileStepBasedAnalysisRun, reconcileBackgroundAnalysisRun), ``rollout/pause.go``
+(CompletedCanaryPauseStep), ``rollout/replicaset.go`` (reconcileNewReplicaSet,
+shouldDelayScaleDownOnAbort, scaleDownDelayHelper, isReplicaSetReferenced),
+``rollout/service.go`` (reconcileStableAndCanaryService, ensureSVCTargets),
+``utils/replicaset/canary.go`` (AtDesiredReplicaCountsForCanary), ``utils/conditions/
+conditions.go`` (RolloutHealthy) and ``pkg/kubectl-argo-rollouts/cmd/promote``. What both
+strategies share is in :mod:`.reconciler` and :mod:`.status`.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from pytest_rollout.engine import events as ev
 from pytest_rollout.engine.analysis.phases import AnalysisPhase
+from pytest_rollout.engine.reconciler import AFTER, Counts, Reconciler
 from pytest_rollout.engine.replicas import (
     CanaryPosition,
     ReplicaCounts,
@@ -52,214 +53,57 @@ from pytest_rollout.engine.rollout_model import (
     CanaryStrategy,
     Pause,
     Rollout,
-    RolloutAnalysis,
     SetCanaryScale,
     SetWeight,
 )
+from pytest_rollout.engine.status import (
+    AnalysisRunRequest,
+    Condition,
+    ConditionReason,
+    Decision,
+    Observations,
+    PauseCondition,
+    PauseReason,
+    Phase,
+    PodCounts,
+    ReplicaSetState,
+    RolloutStatus,
+    Routing,
+    RunKind,
+    RunObservation,
+    RunStatus,
+    TrafficWeights,
+    abort,
+    calculate_phase,
+    promote_full,
+    retry,
+)
 from pytest_rollout.errors import RolloutError
 
-# Pause and progress deadlines are "after", strictly: wake a hair later than the instant.
-_AFTER = 0.001
-
-
-class Phase(enum.StrEnum):
-    HEALTHY = "Healthy"
-    PROGRESSING = "Progressing"
-    PAUSED = "Paused"
-    DEGRADED = "Degraded"
-
-
-class PauseReason(enum.StrEnum):
-    CANARY_PAUSE_STEP = "CanaryPauseStep"
-    INCONCLUSIVE_ANALYSIS = "InconclusiveAnalysisRun"
-
-
-class RunKind(enum.StrEnum):
-    """How the Rollout started an AnalysisRun (Argo's ``rollout-type`` label)."""
-
-    STEP = "Step"
-    BACKGROUND = "Background"
-
-
-class ConditionReason(enum.StrEnum):
-    """Reasons of the ``Progressing`` condition (``utils/conditions/conditions.go``)."""
-
-    NEW_REPLICA_SET_CREATED = "NewReplicaSetCreated"
-    REPLICA_SET_UPDATED = "ReplicaSetUpdated"
-    NEW_REPLICA_SET_AVAILABLE = "NewReplicaSetAvailable"
-    ROLLOUT_PAUSED = "RolloutPaused"
-    ROLLOUT_RESUMED = "RolloutResumed"
-    ROLLOUT_RETRY = "RolloutRetry"
-    ROLLOUT_ABORTED = "RolloutAborted"
-    TIMED_OUT = "ProgressDeadlineExceeded"
-
-
-# --- status --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PauseCondition:
-    reason: PauseReason
-    start_time: float
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """An AnalysisRun the Rollout owns; ``phase`` is ``""`` until one was observed."""
-
-    name: str
-    kind: RunKind
-    phase: str = ""
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class TrafficWeights:
-    """``status.canary.weights``: the canary's share and the pods behind each side."""
-
-    canary: int
-    canary_hash: str
-    stable_hash: str
-
-    @property
-    def stable(self) -> int:
-        return 100 - self.canary
-
-
-@dataclass(frozen=True)
-class ReplicaSetState:
-    """A ReplicaSet the Rollout owns; ``replicas`` is its desired size (``spec.replicas``) and
-    ``scale_down_at`` Argo's ``scale-down-deadline`` annotation."""
-
-    pod_hash: str
-    name: str
-    revision: int
-    replicas: int
-    scale_down_at: float | None = None
-
-
-@dataclass(frozen=True)
-class Condition:
-    """The ``Progressing`` condition: status ``True``/``False``/``Unknown``."""
-
-    status: str
-    reason: str
-    message: str
-    last_update: float
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    """The Rollout's status, shaped like Argo's ``RolloutStatus``; a new Rollout starts from
-    ``RolloutStatus()``."""
-
-    revision: int = 0
-    current_pod_hash: str = ""
-    current_step_hash: str = ""
-    stable_rs: str = ""
-    current_step_index: int | None = None
-    pause_conditions: tuple[PauseCondition, ...] = ()
-    controller_pause: bool = False
-    abort: bool = False
-    aborted_at: float | None = None
-    promote_full: bool = False
-    step_run: RunStatus | None = None
-    background_run: RunStatus | None = None
-    weights: TrafficWeights | None = None
-    replica_sets: tuple[ReplicaSetState, ...] = ()
-    stable_selector: str = ""
-    canary_selector: str = ""
-    progressing: Condition | None = None
-    completed: bool | None = None
-    phase: Phase = Phase.PROGRESSING
-    message: str = ""
-    replicas: int = 0
-    updated_replicas: int = 0
-    ready_replicas: int = 0
-    available_replicas: int = 0
-    run_names: tuple[str, ...] = ()
-    terminated_runs: tuple[str, ...] = ()
-
-    def replica_set(self, pod_hash: str) -> ReplicaSetState | None:
-        return next((rs for rs in self.replica_sets if rs.pod_hash == pod_hash), None)
-
-    @property
-    def paused(self) -> bool:
-        return bool(self.pause_conditions)
-
-
-# --- inputs and outputs --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PodCounts:
-    """A ReplicaSet's pods as observed: non-terminated, Ready, available (Ready for
-    ``minReadySeconds``)."""
-
-    replicas: int = 0
-    ready: int = 0
-    available: int = 0
-
-
-@dataclass(frozen=True)
-class RunObservation:
-    phase: AnalysisPhase
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Observations:
-    """``pods`` by pod-template hash; ``runs`` by AnalysisRun name."""
-
-    pods: Mapping[str, PodCounts] = field(default_factory=dict)
-    runs: Mapping[str, RunObservation] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AnalysisRunRequest:
-    """An AnalysisRun to start. Resolve its arguments with
-    :meth:`Rollout.resolve_arguments` and ``latest_hash`` / ``stable_hash``."""
-
-    name: str
-    kind: RunKind
-    analysis: RolloutAnalysis
-    step_index: int | None
-    latest_hash: str
-    stable_hash: str
-    revision: int
-
-
-@dataclass(frozen=True)
-class Routing:
-    """Where traffic goes: Service selectors by pod-template hash and the canary's weight.
-
-    ``canary_weight`` None means no traffic routing: requests spread over all Ready pods.
-    """
-
-    stable_hash: str
-    canary_hash: str
-    canary_weight: int | None
-
-
-@dataclass(frozen=True)
-class Decision:
-    status: RolloutStatus
-    events: tuple[ev.Event, ...]
-    start_runs: tuple[AnalysisRunRequest, ...]
-    terminate_runs: tuple[str, ...]
-    deleted_replica_sets: tuple[str, ...]
-    wake_at: float | None
-    changed: bool
-
-    @property
-    def replica_sets(self) -> tuple[ReplicaSetState, ...]:
-        return self.status.replica_sets
-
-    @property
-    def routing(self) -> Routing:
-        status = self.status
-        weight = status.weights.canary if status.weights is not None else None
-        return Routing(status.stable_selector, status.canary_selector, weight)
+__all__ = [
+    "AnalysisRunRequest",
+    "Condition",
+    "ConditionReason",
+    "Decision",
+    "Observations",
+    "PauseCondition",
+    "PauseReason",
+    "Phase",
+    "PodCounts",
+    "ReplicaSetState",
+    "RolloutStatus",
+    "Routing",
+    "RunKind",
+    "RunObservation",
+    "RunStatus",
+    "TrafficWeights",
+    "abort",
+    "calculate_phase",
+    "promote",
+    "promote_full",
+    "retry",
+    "step",
+]
 
 
 def step(
@@ -271,10 +115,7 @@ def step(
             f"Rollout/{rollout.name}: the canary engine drives canary strategies; this Rollout "
             "uses blueGreen"
         )
-    return _Reconciler(status, rollout, rollout.spec.canary, observations, now).run()
-
-
-# --- commands ------------------------------------------------------------------------------
+    return _CanaryReconciler(status, rollout, rollout.spec.canary, observations, now).run()
 
 
 def promote(status: RolloutStatus, rollout: Rollout) -> RolloutStatus:
@@ -301,92 +142,7 @@ def _next_index(steps: tuple[CanaryStep, ...], index: int | None) -> int:
     return current + 1 if current < len(steps) else current
 
 
-def promote_full(status: RolloutStatus) -> RolloutStatus:
-    """``promote --full``: skip the remaining steps, pauses and analysis."""
-    if status.current_pod_hash == status.stable_rs:
-        return status
-    return replace(status, promote_full=True)
-
-
-def abort(status: RolloutStatus) -> RolloutStatus:
-    """``kubectl argo rollouts abort``."""
-    return replace(status, abort=True)
-
-
-def retry(status: RolloutStatus) -> RolloutStatus:
-    """``kubectl argo rollouts retry rollout``: leave the aborted state and start over.
-
-    A background run that failed is forgotten as well, so that the retry starts a new one.
-    (Argo keeps it when the aborted canary still carries its scale-down deadline; the next
-    pass then reads the old verdict and aborts again.)
-    """
-    background = status.background_run
-    if background is not None and background.phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
-        background = None
-    return replace(status, abort=False, background_run=background)
-
-
-# --- the reconciliation --------------------------------------------------------------------
-
-
-class _PauseContext:
-    """Pause and abort changes collected during one reconciliation (``rollout/pause.go``)."""
-
-    def __init__(self, status: RolloutStatus) -> None:
-        self.status = status
-        self.added: list[PauseReason] = []
-        self.removed: list[PauseReason] = []
-        self.cleared = False
-        self.abort_added = False
-        self.abort_removed = False
-        self.abort_message = ""
-
-    @property
-    def aborted(self) -> bool:
-        if self.abort_removed:
-            return False
-        return self.abort_added or self.status.abort
-
-    def add_abort(self, message: str) -> None:
-        self.abort_added = True
-        self.abort_message = message
-
-    def remove_abort(self) -> None:
-        self.abort_removed = True
-
-    def clear(self) -> None:
-        self.cleared = True
-
-    def apply(self, now: float) -> tuple[bool, float | None, tuple[PauseCondition, ...], bool]:
-        """``CalculatePauseStatus``: (abort, aborted_at, pause conditions, controller pause)."""
-        status = self.status
-        aborted_at = status.aborted_at if status.aborted_at is not None else now
-        if self.abort_added or (not self.abort_removed and status.abort):
-            return True, aborted_at, (), False
-        if self.cleared:
-            return False, None, (), False
-        conditions = [c for c in status.pause_conditions if c.reason not in self.removed]
-        existing = {c.reason for c in status.pause_conditions}
-        controller_pause = status.controller_pause
-        for reason in self.added:
-            if reason not in existing:
-                conditions.append(PauseCondition(reason, now))
-                existing.add(reason)
-                controller_pause = True
-        if not conditions:
-            return False, None, (), False
-        return False, None, tuple(conditions), controller_pause
-
-
-@dataclass(frozen=True)
-class _Counts:
-    replicas: int
-    updated: int
-    ready: int
-    available: int
-
-
-class _Reconciler:
+class _CanaryReconciler(Reconciler):
     def __init__(
         self,
         status: RolloutStatus,
@@ -395,33 +151,17 @@ class _Reconciler:
         observations: Observations,
         now: float,
     ) -> None:
-        self.prev = status
-        self.rollout = rollout
+        super().__init__(status, rollout, observations, now)
         self.canary = canary
-        self.observations = observations
-        self.now = now
-        self.replicas = rollout.spec.replicas
-        self.desired_hash = rollout.pod_template_hash
         self.steps = canary.steps
         self.traffic_routed = canary.traffic_routing is not None
-        self.pause = _PauseContext(status)
-        self.events: list[ev.Event] = []
-        self.sets: dict[str, ReplicaSetState] = {rs.pod_hash: rs for rs in status.replica_sets}
         # Argo decides step completion on the ReplicaSets as they were when it started.
         self.initial_sets = dict(self.sets)
-        self.revision = status.revision
-        self.progressing = status.progressing
         self.weights = status.weights
         self.stable_selector = status.stable_selector
         self.canary_selector = status.canary_selector
-        self.step_run = self._observed(status.step_run)
-        self.background_run = self._observed(status.background_run)
-        self.start_runs: list[AnalysisRunRequest] = []
-        self.terminate_runs: list[str] = []
-        self.run_names = list(status.run_names)
-        self.terminated = list(status.terminated_runs)
-        self.deleted: list[str] = []
-        self.wake: list[float] = []
+        self.step_run = self.observed(status.step_run)
+        self.background_run = self.observed(status.background_run)
         self.position = CanaryPosition(
             steps=self.steps,
             step_index=status.current_step_index,
@@ -431,56 +171,17 @@ class _Reconciler:
             promote_full=status.promote_full,
         )
 
-    # -- helpers --
-
-    def pods(self, pod_hash: str) -> PodCounts:
-        return self.observations.pods.get(pod_hash, PodCounts())
-
-    def _observed(self, run: RunStatus | None) -> RunStatus | None:
-        if run is None:
-            return None
-        seen = self.observations.runs.get(run.name)
-        if seen is None:
-            return run
-        return replace(run, phase=str(seen.phase), message=seen.message)
-
-    @property
-    def new_rs(self) -> ReplicaSetState | None:
-        return self.sets.get(self.desired_hash)
-
-    @property
-    def stable_rs(self) -> ReplicaSetState | None:
-        return self.sets.get(self.prev.stable_rs) if self.prev.stable_rs else None
-
-    def _emit(self, event: ev.Event) -> None:
-        self.events.append(event)
-
-    def _set_progressing(self, condition: Condition) -> bool:
-        """``SetRolloutCondition``: unchanged when status and reason are the same."""
-        current = self.progressing
-        if (
-            current is not None
-            and current.status == condition.status
-            and current.reason == condition.reason
-        ):
-            return False
-        self.progressing = condition
-        return True
-
-    def _condition(self, status: str, reason: str, message: str) -> Condition:
-        return Condition(status, reason, message, self.now)
-
     def _abort_scale_down_disabled(self) -> bool:
         return self.canary.abort_scale_down_delay is None
 
     # -- the pass --
 
     def run(self) -> Decision:
-        self._check_paused_conditions()
+        self.check_paused_conditions()
         if self._template_or_steps_changed():
             return self._finish(reset=True)
-        self._ensure_new_replica_set()
-        self._clean_up_revision_history()
+        self.ensure_new_replica_set()
+        self.clean_up_revision_history()
         self._reconcile_services()
         self._reconcile_traffic_routing()
         self._reconcile_analysis_runs()
@@ -490,28 +191,6 @@ class _Reconciler:
             self._reconcile_canary_pause()
         return self._finish(reset=False)
 
-    def _check_paused_conditions(self) -> None:
-        current = self.progressing
-        reason = current.reason if current is not None else ""
-        paused = bool(self.prev.pause_conditions)
-        abort_condition = reason == ConditionReason.ROLLOUT_ABORTED
-        if paused != (reason == ConditionReason.ROLLOUT_PAUSED) and not abort_condition:
-            if paused:
-                condition = self._condition(
-                    "Unknown", ConditionReason.ROLLOUT_PAUSED, "Rollout is paused"
-                )
-            else:
-                condition = self._condition(
-                    "Unknown", ConditionReason.ROLLOUT_RESUMED, "Rollout is resumed"
-                )
-            self._set_progressing(condition)
-        if not self.prev.abort and abort_condition:
-            self._set_progressing(
-                self._condition(
-                    "Unknown", ConditionReason.ROLLOUT_RETRY, "Retrying Rollout after abort"
-                )
-            )
-
     def _template_or_steps_changed(self) -> bool:
         prev = self.prev
         # A status never synced counts as a change: Argo's first sync only records the hash.
@@ -519,65 +198,36 @@ class _Reconciler:
             return True
         return bool(prev.current_step_hash) and prev.current_step_hash != self.rollout.steps_hash
 
-    def _ensure_new_replica_set(self) -> None:
-        latest_other = max(
-            (rs.revision for pod_hash, rs in self.sets.items() if pod_hash != self.desired_hash),
-            default=0,
-        )
-        new = self.new_rs
-        if new is None:
-            name = self.rollout.replica_set_name(self.desired_hash)
-            new = ReplicaSetState(self.desired_hash, name, latest_other + 1, 0)
-            self.sets[self.desired_hash] = new
-            self._set_revision(new.revision)
-            self._emit(ev.new_replica_set_created(name, new.revision, at=self.now))
-            self._set_progressing(
-                self._condition(
-                    "True",
-                    ConditionReason.NEW_REPLICA_SET_CREATED,
-                    f'Created new replica set "{name}"',
-                )
-            )
-            return
-        if new.revision <= latest_other:
-            new = replace(new, revision=latest_other + 1)
-            self.sets[self.desired_hash] = new
-        self._set_revision(new.revision)
-
-    def _set_revision(self, revision: int) -> None:
-        if revision != self.revision:
-            self.revision = revision
-            self._emit(ev.rollout_updated(revision, at=self.now))
-
-    def _clean_up_revision_history(self) -> None:
-        referenced = {self.desired_hash, self.prev.stable_rs}
-        old = sorted(
-            (rs for rs in self.sets.values() if rs.pod_hash not in referenced),
-            key=lambda rs: rs.revision,
-        )
-        excess = len(old) - self.rollout.spec.revision_history_limit
-        for rs in old[: max(excess, 0)]:
-            if rs.replicas == 0 and self.pods(rs.pod_hash).replicas == 0:
-                del self.sets[rs.pod_hash]
-                self.deleted.append(rs.name)
-
     def _reconcile_services(self) -> None:
-        if self.canary.stable_service:
-            self.stable_selector = self._switch_selector(self.stable_selector, self.stable_rs)
-        if self.canary.canary_service:
-            self.canary_selector = self._switch_selector(self.canary_selector, self.new_rs)
+        """``reconcileStableAndCanaryService``; a basic canary's canary Service goes back to
+        the stable ReplicaSet on abort."""
+        self.stable_selector = self._ensure_targets(
+            self.canary.stable_service, self.stable_selector, self.stable_rs
+        )
+        if self.pause.aborted:
+            if not self.traffic_routed:
+                self.canary_selector = self._ensure_targets(
+                    self.canary.canary_service, self.canary_selector, self.stable_rs
+                )
+            # With traffic routing, Argo points the canary Service at the canary here and back
+            # at the stable in reconcileTrafficRouting, within the same pass; only the second
+            # switch is kept (one SwitchService event, the same selector in the end).
+            return
+        self.canary_selector = self._ensure_targets(
+            self.canary.canary_service, self.canary_selector, self.new_rs
+        )
 
-    def _switch_selector(self, current: str, rs: ReplicaSetState | None) -> str:
+    def _ensure_targets(self, service: str | None, current: str, rs: ReplicaSetState | None) -> str:
         """``ensureSVCTargets``: point a Service at a ReplicaSet only once it has a pod
         available (all of them when the Service is first adopted)."""
-        if rs is None or current == rs.pod_hash:
+        if not service or rs is None or current == rs.pod_hash:
             return current
         available = self.pods(rs.pod_hash).available
         if not current and not (rs.replicas != 0 and available != 0 and rs.replicas <= available):
             return current
         if available == 0:
             return current
-        return rs.pod_hash
+        return self.switch_service(service, current, rs.pod_hash)
 
     # -- traffic routing --
 
@@ -593,8 +243,10 @@ class _Reconciler:
             desired = 0
         elif self.pause.aborted:
             desired = 0
-            if stable is not None and self.canary.canary_service:
-                self.canary_selector = stable.pod_hash
+            if stable is not None:
+                self.canary_selector = self.switch_service(
+                    self.canary.canary_service, self.canary_selector, stable.pod_hash
+                )
         elif new is None or self.pods(new.pod_hash).available == 0:
             desired = 0
         elif prev.promote_full:
@@ -616,7 +268,7 @@ class _Reconciler:
         )
         if weights != prev.weights:
             previous = prev.weights.canary if prev.weights is not None else None
-            self._emit(ev.traffic_weight_updated(previous, desired, at=self.now))
+            self.emit(ev.traffic_weight_updated(previous, desired, at=self.now))
             self.weights = weights
 
     # -- replica counts --
@@ -684,14 +336,7 @@ class _Reconciler:
         )
 
     def _scale(self, rs: ReplicaSetState, replicas: int) -> bool:
-        if rs.replicas == replicas:
-            return False
-        scale_down_at = rs.scale_down_at
-        if replicas == 0 and not self._should_delay_scale_down_on_abort():
-            scale_down_at = None
-        self.sets[rs.pod_hash] = replace(rs, replicas=replicas, scale_down_at=scale_down_at)
-        self._emit(ev.scaling_replica_set(rs.name, rs.revision, rs.replicas, replicas, at=self.now))
-        return True
+        return self.scale(rs, replicas, keep_deadline=self._should_delay_scale_down_on_abort())
 
     def _reconcile_replica_sets(self) -> None:
         if any(c.reason == PauseReason.INCONCLUSIVE_ANALYSIS for c in self.prev.pause_conditions):
@@ -813,26 +458,15 @@ class _Reconciler:
         step_now, _ = current_step(self.steps, prev.current_step_index)
         if not isinstance(step_now, Pause):
             return
-        condition = self._pause_condition(PauseReason.CANARY_PAUSE_STEP)
+        condition = self.pause_condition(PauseReason.CANARY_PAUSE_STEP)
         if condition is None:
             if not prev.controller_pause:
                 self.pause.added.append(PauseReason.CANARY_PAUSE_STEP)
             return
         if step_now.seconds is not None:
-            self.wake.append(condition.start_time + step_now.seconds + _AFTER)
-
-    def _pause_condition(self, reason: PauseReason) -> PauseCondition | None:
-        return next((c for c in self.prev.pause_conditions if c.reason == reason), None)
+            self.wake.append(condition.start_time + step_now.seconds + AFTER)
 
     # -- analysis --
-
-    def _terminate(self, run: RunStatus | None) -> None:
-        if run is None or run.name in self.terminated:
-            return
-        if run.phase and AnalysisPhase(run.phase).completed:
-            return
-        self.terminated.append(run.name)
-        self.terminate_runs.append(run.name)
 
     def _reconcile_analysis_runs(self) -> None:
         prev = self.prev
@@ -845,25 +479,18 @@ class _Reconciler:
             or not prev.stable_rs
         )
         if skip:
-            self._terminate(current_step_run)
-            self._terminate(current_background)
+            self.terminate(current_step_run)
+            self.terminate(current_background)
             return
         step_run = self._reconcile_step_run(current_step_run)
         background = self._reconcile_background_run(current_background)
         kept = {run.name for run in (step_run, background) if run is not None}
         for run in (current_step_run, current_background):
             if run is not None and run.name not in kept:
-                self._terminate(run)
-        self._emit_run_change(prev.step_run, step_run)
-        self._emit_run_change(prev.background_run, background)
+                self.terminate(run)
+        self.emit_run_change(prev.step_run, step_run)
+        self.emit_run_change(prev.background_run, background)
         self.step_run, self.background_run = step_run, background
-
-    def _needs_new_run(self, run: RunStatus | None) -> bool:
-        if run is None:
-            return True
-        if self.prev.controller_pause:
-            return run.phase == AnalysisPhase.INCONCLUSIVE
-        return self.prev.aborted_at is not None
 
     def _judge(self, run: RunStatus, label: str) -> None:
         if run.phase == AnalysisPhase.INCONCLUSIVE:
@@ -877,10 +504,10 @@ class _Reconciler:
         if prev.pause_conditions or prev.abort:
             return run
         if not isinstance(step_now, AnalysisStep) or index is None:
-            self._terminate(run)
+            self.terminate(run)
             return None
-        if self._needs_new_run(run):
-            return self._create_run(RunKind.STEP, step_now.analysis, index)
+        if self.needs_new_run(run):
+            return self.create_run(RunKind.STEP, step_now.analysis, str(index))
         assert run is not None
         self._judge(run, "Step-based")
         return run
@@ -889,7 +516,7 @@ class _Reconciler:
         prev = self.prev
         analysis = self.canary.analysis
         if analysis is None:
-            self._terminate(run)
+            self.terminate(run)
             return None
         fully_promoted = prev.stable_rs == prev.current_pod_hash
         if fully_promoted or not prev.stable_rs or not prev.current_pod_hash:
@@ -901,52 +528,13 @@ class _Reconciler:
             and index < analysis.starting_step
         ):
             return None
-        if self._pause_condition(PauseReason.INCONCLUSIVE_ANALYSIS) is not None:
+        if self.pause_condition(PauseReason.INCONCLUSIVE_ANALYSIS) is not None:
             return run
-        if self._needs_new_run(run):
-            return self._create_run(RunKind.BACKGROUND, analysis, None)
+        if self.needs_new_run(run):
+            return self.create_run(RunKind.BACKGROUND, analysis, None)
         assert run is not None
         self._judge(run, "Background")
         return run
-
-    def _create_run(self, kind: RunKind, analysis: RolloutAnalysis, index: int | None) -> RunStatus:
-        parts = [self.rollout.name, self.desired_hash, str(self.revision)]
-        if index is not None:
-            parts.append(str(index))
-        name = "-".join(parts)
-        if name in self.run_names:
-            # CreateWithCollisionCounter: the same step of the same revision, run again.
-            counter = 1
-            while f"{name}.{counter}" in self.run_names:
-                counter += 1
-            name = f"{name}.{counter}"
-        self.run_names.append(name)
-        self.start_runs.append(
-            AnalysisRunRequest(
-                name=name,
-                kind=kind,
-                analysis=analysis,
-                step_index=index,
-                latest_hash=self.desired_hash,
-                stable_hash=self.prev.stable_rs,
-                revision=self.revision,
-            )
-        )
-        return RunStatus(name, kind)
-
-    def _emit_run_change(self, previous: RunStatus | None, run: RunStatus | None) -> None:
-        if run is None or not run.phase:
-            return
-        if previous is None or (previous.name == run.name and previous.phase != run.phase):
-            self._emit(
-                ev.analysis_run_status(
-                    str(run.kind),
-                    run.name,
-                    run.phase,
-                    None if previous is None else previous.phase,
-                    at=self.now,
-                )
-            )
 
     # -- status --
 
@@ -969,7 +557,7 @@ class _Reconciler:
     def _completed_current_step(self) -> bool:
         step_now, _ = current_step(self.steps, self.prev.current_step_index)
         if isinstance(step_now, Pause):
-            condition = self._pause_condition(PauseReason.CANARY_PAUSE_STEP)
+            condition = self.pause_condition(PauseReason.CANARY_PAUSE_STEP)
             if self.prev.controller_pause and condition is None:
                 return True
             seconds = step_now.seconds
@@ -996,12 +584,12 @@ class _Reconciler:
             self.pause.clear()
             self.pause.remove_abort()
             promote_full_flag = False
-            self._terminate(step_run)
-            self._terminate(background)
+            self.terminate(step_run)
+            self.terminate(background)
             step_run = background = None
             index = 0 if steps else None
             if self.new_rs is not None and steps and stable == self.desired_hash:
-                self._emit(ev.skip_steps(at=self.now))
+                self.emit(ev.skip_steps(at=self.now))
                 index = len(steps)
         else:
             if prev.promote_full:
@@ -1017,105 +605,62 @@ class _Reconciler:
                 index = len(steps) if steps else None
                 if stable != self.desired_hash:
                     stable = self.desired_hash
-                    self._emit(ev.rollout_completed(self.revision, stable, why, at=self.now))
+                    self.emit(ev.rollout_completed(self.revision, stable, why, at=self.now))
             elif self.pause.aborted:
                 if steps:
                     index = len(steps) if stable == self.desired_hash else 0
             elif self._completed_current_step() and index is not None:
                 step_now = steps[index]
                 index += 1
-                self._emit(ev.step_completed(index, len(steps), step_now.describe(), at=self.now))
+                self.emit(ev.step_completed(index, len(steps), step_now.describe(), at=self.now))
                 step_run = None
                 self.pause.removed.append(PauseReason.CANARY_PAUSE_STEP)
         counts = self._counts()
-        completed = self._calculate_conditions(counts, stable, index)
-        aborted, aborted_at, pause_conditions, controller_pause = self.pause.apply(self.now)
-        self._emit_pause_change(pause_conditions, aborted)
-        status = RolloutStatus(
-            revision=self.revision,
-            current_pod_hash=self.desired_hash,
-            current_step_hash=self.rollout.steps_hash,
+        status = self.base_status(
             stable_rs=stable,
             current_step_index=index,
-            pause_conditions=pause_conditions,
-            controller_pause=controller_pause,
-            abort=aborted,
-            aborted_at=aborted_at,
             promote_full=promote_full_flag,
             step_run=step_run,
             background_run=background,
             weights=self.weights,
-            replica_sets=tuple(sorted(self.sets.values(), key=lambda rs: rs.revision)),
             stable_selector=self.stable_selector,
             canary_selector=self.canary_selector,
-            progressing=self.progressing,
-            completed=completed,
+            available=counts.available >= self.replicas,
             replicas=counts.replicas,
             updated_replicas=counts.updated,
             ready_replicas=counts.ready,
             available_replicas=counts.available,
-            run_names=tuple(self.run_names),
-            terminated_runs=tuple(self.terminated),
         )
-        phase, message = calculate_phase(status, self.rollout)
-        status = replace(status, phase=phase, message=message)
-        self._wake_for_progress_deadline(status)
-        return Decision(
-            status=status,
-            events=tuple(self.events),
-            start_runs=tuple(self.start_runs),
-            terminate_runs=tuple(self.terminate_runs),
-            deleted_replica_sets=tuple(self.deleted),
-            wake_at=min(self.wake) if self.wake else None,
-            changed=status != prev,
+        strategy_progress = (
+            stable != prev.stable_rs
+            or (
+                index is not None
+                and prev.current_step_index is not None
+                and index != prev.current_step_index
+            )
+            or self.rollout.steps_hash != prev.current_step_hash
         )
+        status = self.calculate_conditions(
+            status,
+            healthy=self._healthy(counts, stable, index),
+            progressed=self.made_progress(counts, strategy_progress),
+            not_completed_revision=self.revision + 1,
+        )
+        return self.decide(status)
 
-    def _counts(self) -> _Counts:
+    def _counts(self) -> Counts:
         pods = [self.pods(pod_hash) for pod_hash in self.sets]
         updated = self.pods(self.desired_hash).replicas if self.desired_hash in self.sets else 0
-        return _Counts(
+        return Counts(
             replicas=sum(p.replicas for p in pods),
             updated=updated,
             ready=sum(p.ready for p in pods),
             available=sum(p.available for p in pods),
         )
 
-    def _replica_set_display_name(self) -> str:
-        new = self.new_rs
-        return new.name if new is not None else self.rollout.name
-
-    def _calculate_conditions(self, counts: _Counts, stable: str, index: int | None) -> bool:
-        """``calculateRolloutConditions``; returns the ``Completed`` condition."""
-        name = self._replica_set_display_name()
-        if self.pause.aborted:
-            message = ev.rollout_aborted_message(self.revision, self.pause.abort_message)
-            condition = self._condition("False", ConditionReason.ROLLOUT_ABORTED, message)
-            if self._set_progressing(condition):
-                self._emit(ev.rollout_aborted(message, at=self.now))
-        elif self._healthy(counts, stable, index):
-            self._set_progressing(
-                self._condition(
-                    "True",
-                    ConditionReason.NEW_REPLICA_SET_AVAILABLE,
-                    f'ReplicaSet "{name}" has successfully progressed.',
-                )
-            )
-        elif self._made_progress(counts, stable, index):
-            self.progressing = self._condition(
-                "True", ConditionReason.REPLICA_SET_UPDATED, f'ReplicaSet "{name}" is progressing.'
-            )
-        elif not self._indefinite_step() and self._timed_out():
-            message = f'ReplicaSet "{name}" has timed out progressing.'
-            self._set_progressing(self._condition("False", ConditionReason.TIMED_OUT, message))
-            if self.rollout.spec.progress_deadline_abort:
-                self.pause.add_abort(message)
-                self._emit(ev.rollout_aborted(message, at=self.now))
-        completed = bool(stable) and stable == self.desired_hash
-        if not completed and self.prev.completed is not False:
-            self._emit(ev.rollout_not_completed(self.revision + 1, self.desired_hash, at=self.now))
-        return completed
-
-    def _healthy(self, counts: _Counts, stable: str, index: int | None) -> bool:
+    def _healthy(self, counts: Counts, stable: str, index: int | None) -> bool:
+        """``RolloutHealthy`` for a canary: every step run, the current template stable, and
+        nothing else left."""
         executed_all_steps = not self.steps or index is None or index == len(self.steps)
         return (
             counts.updated == self.replicas
@@ -1126,83 +671,6 @@ class _Reconciler:
             and stable == self.desired_hash
         )
 
-    def _made_progress(self, counts: _Counts, stable: str, index: int | None) -> bool:
-        prev = self.prev
-        moved_step = (
-            index is not None
-            and prev.current_step_index is not None
-            and index != prev.current_step_index
-        )
-        strategy_progress = (
-            stable != prev.stable_rs
-            or moved_step
-            or self.rollout.steps_hash != prev.current_step_hash
-        )
-        old_before = prev.replicas - prev.updated_replicas
-        old_now = counts.replicas - counts.updated
-        return (
-            counts.updated != prev.updated_replicas
-            or old_now < old_before
-            or counts.ready > prev.ready_replicas
-            or counts.available > prev.available_replicas
-            or strategy_progress
-        )
-
-    def _indefinite_step(self) -> bool:
+    def indefinite(self) -> bool:
         step_now, _ = current_step(self.steps, self.prev.current_step_index)
-        return isinstance(step_now, AnalysisStep | Pause)
-
-    def _timed_out(self) -> bool:
-        condition = self.progressing
-        if condition is None or condition.reason == ConditionReason.ROLLOUT_ABORTED:
-            return False
-        if condition.reason == ConditionReason.TIMED_OUT:
-            return True
-        return condition.last_update + self.rollout.spec.progress_deadline_seconds < self.now
-
-    def _wake_for_progress_deadline(self, status: RolloutStatus) -> None:
-        condition = status.progressing
-        if condition is None or status.abort or status.paused or status.phase == Phase.HEALTHY:
-            return
-        if condition.reason in (ConditionReason.ROLLOUT_ABORTED, ConditionReason.TIMED_OUT):
-            return
-        self.wake.append(
-            condition.last_update + self.rollout.spec.progress_deadline_seconds + _AFTER
-        )
-
-    def _emit_pause_change(
-        self, pause_conditions: tuple[PauseCondition, ...], aborted: bool
-    ) -> None:
-        """``sendStateChangeEvents``; an abort clears the pause without resuming."""
-        was_paused = bool(self.prev.pause_conditions)
-        if was_paused == bool(pause_conditions):
-            return
-        if pause_conditions:
-            self._emit(ev.rollout_paused(str(pause_conditions[0].reason), at=self.now))
-        elif not aborted:
-            self._emit(ev.rollout_resumed(at=self.now))
-
-
-def calculate_phase(status: RolloutStatus, rollout: Rollout) -> tuple[Phase, str]:
-    """``CalculateRolloutPhase``: Degraded (aborted or timed out), Paused, Progressing or
-    Healthy, with Argo's messages."""
-    condition = status.progressing
-    if condition is not None and condition.reason in (
-        ConditionReason.ROLLOUT_ABORTED,
-        ConditionReason.TIMED_OUT,
-    ):
-        return Phase.DEGRADED, f"{condition.reason}: {condition.message}"
-    if status.pause_conditions:
-        return Phase.PAUSED, str(status.pause_conditions[0].reason)
-    replicas = rollout.spec.replicas
-    if status.updated_replicas < replicas:
-        return Phase.PROGRESSING, "more replicas need to be updated"
-    if status.available_replicas < status.updated_replicas:
-        return Phase.PROGRESSING, "updated replicas are still becoming available"
-    canary = rollout.spec.canary
-    basic = canary is not None and canary.traffic_routing is None
-    if basic and status.replicas > status.updated_replicas:
-        return Phase.PROGRESSING, "old replicas are pending termination"
-    if not status.stable_rs or status.stable_rs != status.current_pod_hash:
-        return Phase.PROGRESSING, "waiting for all steps to complete"
-    return Phase.HEALTHY, ""
+        return isinstance(step_now, AnalysisStep | Pause) or super().indefinite()

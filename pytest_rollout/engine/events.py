@@ -4,7 +4,8 @@ Followed (argoproj/argo-rollouts): ``utils/conditions/conditions.go`` (reason an
 constants: RolloutUpdatedMessage, NewReplicaSetDetailedMessage, ScalingReplicaSetMessage,
 RolloutStepCompletedMessage, TrafficWeightUpdatedMessage, RolloutAbortedMessage,
 RolloutCompletedMessage, RolloutNotCompletedMessage, RolloutPausedMessage, RolloutResumedMessage),
-``rollout/sync.go`` (sendStateChangeEvents, promoteStable), ``rollout/trafficrouting.go``
+``rollout/sync.go`` (sendStateChangeEvents, promoteStable), ``rollout/service.go``
+(switchServiceSelector: ``SwitchService``), ``rollout/trafficrouting.go``
 (trafficWeightUpdatedMessage), ``rollout/analysis.go`` (emitAnalysisRunStatusChanges: reason
 ``AnalysisRun<Phase>``, Warning for Failed and Error) and ``rollout/canary.go`` (SkipSteps).
 Every event is Normal unless Argo records it with ``Warnf``.
@@ -33,6 +34,7 @@ class Reason(enum.StrEnum):
     ROLLOUT_COMPLETED = "RolloutCompleted"
     ROLLOUT_NOT_COMPLETED = "RolloutNotCompleted"
     SKIP_STEPS = "SkipSteps"
+    SWITCH_SERVICE = "SwitchService"
     ANALYSIS_RUN_PENDING = "AnalysisRunPending"
     ANALYSIS_RUN_RUNNING = "AnalysisRunRunning"
     ANALYSIS_RUN_SUCCESSFUL = "AnalysisRunSuccessful"
@@ -142,3 +144,12 @@ def rollout_not_completed(revision: int, pod_hash: str, *, at: float) -> Event:
 
 def skip_steps(*, at: float) -> Event:
     return Event(Reason.SKIP_STEPS, "Rollback to stable ReplicaSets", at)
+
+
+def switch_service(service: str, old: str, new: str, *, at: float) -> Event:
+    """A Service's ``rollouts-pod-template-hash`` selector changed (``old`` may be empty)."""
+    return Event(
+        Reason.SWITCH_SERVICE,
+        f"Switched selector for service '{service}' from '{old}' to '{new}'",
+        at,
+    )

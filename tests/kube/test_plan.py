@@ -242,24 +242,30 @@ def test_applied_yaml_round_trips() -> None:
 
 
 @pytest.mark.parametrize("arch", applied.ARCHITECTURES)
-def test_the_reference_image_is_built_once_and_loaded_into_kind_as_an_archive(
+def test_each_image_is_built_once_and_loaded_into_kind_as_an_archive(
     arch: str, tmp_path: Path
 ) -> None:
     target = applied.target()
     operations = images.plan_images(
         target, kind_cluster="pytest-rollout", arch=arch, workdir=tmp_path
     )
-    build, save, load = operations
-    assert isinstance(build, BuildImage)
-    assert build.tags == ("pytest-rollout/reference-service:dev",)
-    run = target.image("pytest-rollout/reference-service:dev")
-    assert run.build is not None
-    assert (build.context, build.dockerfile) == (run.build.context, run.build.dockerfile)
+    *builds, save, load = operations
+    built = [build for build in builds if isinstance(build, BuildImage)]
+    assert len(built) == len(builds)
+    tags = tuple(tag for build in built for tag in build.tags)
+    assert sorted(tags) == [
+        "pytest-rollout/canary-judge:dev",
+        "pytest-rollout/reference-service:dev",
+    ]
+    for build in built:
+        run = target.image(build.tags[0])
+        assert run.build is not None
+        assert (build.context, build.dockerfile) == (run.build.context, run.build.dockerfile)
     # Only the nodes' platform goes into the archive: it imports with either image store.
-    assert save == SaveImages(build.tags, tmp_path / "images-pytest-rollout.tar", f"linux/{arch}")
+    assert save == SaveImages(tags, tmp_path / "images-pytest-rollout.tar", f"linux/{arch}")
     assert load == LoadImageArchive("pytest-rollout", save.archive)
     unloaded = images.plan_images(target, kind_cluster=None, arch=arch, workdir=tmp_path)
-    assert unloaded == [build]
+    assert unloaded == built
 
 
 def test_image_references_cover_init_containers_and_variant_images() -> None:

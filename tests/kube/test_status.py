@@ -85,6 +85,14 @@ def test_a_completed_rollout() -> None:
     assert status.rollout_progress(obj).done
 
 
+def test_a_blue_green_rollout_names_its_service_selectors() -> None:
+    obj = load("rollout-paused.yaml")
+    obj["status"]["blueGreen"] = {"activeSelector": "6c9b7f8d44", "previewSelector": "5f4d8c7b9d"}
+    view = status.rollout_view(obj)
+    assert (view.active_hash, view.preview_hash) == ("6c9b7f8d44", "5f4d8c7b9d")
+    assert status.rollout_view(load("rollout-paused.yaml")).active_hash is None
+
+
 def test_a_rollout_whose_new_spec_is_not_observed_yet_is_not_done() -> None:
     obj = load("rollout-healthy.yaml")
     obj["metadata"]["generation"] = 3

@@ -219,8 +219,63 @@ def test_unknown_top_level_field_is_rejected() -> None:
         "spec:\n  metrics: []\nstatus: {}\n"
     )
     (manifest,) = parse_manifests(text, Path("t.yaml"))
-    with pytest.raises(ConfigError, match=r"^t\.yaml:7: AnalysisTemplate/t: unsupported: status "):
+    with pytest.raises(ConfigError) as caught:
         AnalysisTemplate.from_manifest(manifest)
+    # Named together with the document's other error, each on a line of its own.
+    assert str(caught.value).splitlines() == [
+        "t.yaml: AnalysisTemplate/t: 1 unsupported field and a further error:",
+        "  t.yaml:7: AnalysisTemplate/t: unsupported: status (supported: apiVersion, kind, "
+        "metadata, spec)",
+        "  t.yaml:6: AnalysisTemplate/t: spec.metrics: no metrics specified",
+    ]
+
+
+def test_every_unsupported_field_of_a_template_is_named_at_once() -> None:
+    message = load_error(
+        "provider:\n  prometheus:\n    address: http://p/\n    query: q\n    insecure: true\n",
+        head="dryRun:\n  - metricName: m\n",
+    )
+    lines = message.splitlines()
+    assert lines[0] == "t.yaml: AnalysisTemplate/t: 2 unsupported fields:"
+    assert [line.split(": unsupported: ")[1].split(" (")[0] for line in lines[1:]] == [
+        "spec.dryRun",
+        "spec.metrics[0].provider.prometheus.insecure",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("job", "line", "field", "supported"),
+    [
+        (
+            "metadata:\n      labels: {team: web}\n    spec: {}\n",
+            10,
+            "spec.metrics[0].provider.job.metadata",
+            "spec",
+        ),
+        (
+            "spec:\n      template:\n        metadata:\n          annotations: {a: b}\n",
+            12,
+            "spec.metrics[0].provider.job.spec.template.metadata",
+            "spec",
+        ),
+        (
+            "spec:\n      template:\n        spec:\n          containers:\n"
+            "            - name: a\n              image: b\n              workingDir: /app\n",
+            16,
+            "spec.metrics[0].provider.job.spec.template.spec.containers[0].workingDir",
+            "name, image, command, args, env",
+        ),
+    ],
+)
+def test_job_metadata_and_working_dir_are_refused_not_dropped(
+    job: str, line: int, field: str, supported: str
+) -> None:
+    # A Job runs here as a process: no Job or pod object to label, and the image's working
+    # directory is its [images] cwd.
+    message = load_error("provider:\n  job:\n    " + job)
+    assert message.startswith(
+        f"t.yaml:{line}: AnalysisTemplate/t: unsupported: {field} (supported: {supported})"
+    ), message
 
 
 # -- malformed metrics: Argo's wording ----------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_rollout.engine import canary
+from pytest_rollout.engine import canary, strategies
 from pytest_rollout.engine.analysis.phases import AnalysisPhase
 from pytest_rollout.engine.canary import (
     AnalysisRunRequest,
@@ -51,46 +51,46 @@ def rollout_yaml(
     routing = ""
     if traffic_routing:
         routing = """\
-      canaryService: web-canary
-      stableService: web-stable
-      trafficRouting:
-        plugins:
-          argoproj-labs/gatewayAPI:
-            httpRoute: web
+canaryService: web-canary
+stableService: web-stable
+trafficRouting:
+  plugins:
+    argoproj-labs/gatewayAPI:
+      httpRoute: web
 """
-    return (
-        textwrap.dedent(
-            f"""\
-            apiVersion: argoproj.io/v1alpha1
-            kind: Rollout
-            metadata:
-              name: web
-            spec:
-              replicas: {replicas}
-            {{extra_spec}}  selector:
-                matchLabels:
-                  app: web
-              template:
-                metadata:
-                  labels:
-                    app: web
-                spec:
-                  containers:
-                    - name: app
-                      image: example/web:1
-                      env:
-                        - name: SERVICE_VERSION
-                          value: {version}
-              strategy:
-                canary:
-            {{routing}}{{extra_canary}}      steps:
-            {{steps}}"""
-        )
-        .replace("{extra_spec}", textwrap.indent(extra_spec, "  "))
-        .replace("{routing}", routing)
-        .replace("{extra_canary}", textwrap.indent(extra_canary, "      "))
-        .replace("{steps}", textwrap.indent(textwrap.dedent(steps), "        "))
+    strategy = f"{routing}{extra_canary}steps:\n{textwrap.indent(textwrap.dedent(steps), '  ')}"
+    return rollout_head(version=version, replicas=replicas, extra_spec=extra_spec) + (
+        "    canary:\n" + textwrap.indent(strategy, "      ")
     )
+
+
+def rollout_head(*, version: str, replicas: int, extra_spec: str = "") -> str:
+    """A Rollout ``web`` up to ``strategy:``, its one container running ``version``."""
+    return textwrap.dedent(
+        f"""\
+        apiVersion: argoproj.io/v1alpha1
+        kind: Rollout
+        metadata:
+          name: web
+        spec:
+          replicas: {replicas}
+        {{extra_spec}}  selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              containers:
+                - name: app
+                  image: example/web:1
+                  env:
+                    - name: SERVICE_VERSION
+                      value: {version}
+          strategy:
+        """
+    ).replace("{extra_spec}", textwrap.indent(extra_spec, "  "))
 
 
 def make_rollout(steps: str, **options: object) -> Rollout:
@@ -152,7 +152,7 @@ class FakeCluster:
         return Observations(pods=pods, runs=runs)
 
     def reconcile(self) -> Decision:
-        decision = canary.step(self.status, self.rollout, self.observations(), self.now)
+        decision = strategies.step(self.status, self.rollout, self.observations(), self.now)
         self.decisions.append(decision)
         self.status = decision.status
         self.events.extend(decision.events)
@@ -667,7 +667,7 @@ def test_set_canary_scale_runs_a_canary_pod_without_traffic() -> None:
     assert cluster.status.weights.canary == 50
 
 
-def test_a_blue_green_rollout_is_modelled_but_not_driven() -> None:
+def test_the_canary_engine_refuses_a_blue_green_rollout() -> None:
     text = textwrap.dedent(
         """\
         apiVersion: argoproj.io/v1alpha1

@@ -71,7 +71,9 @@ def error(text: str, name: str = "rollout.toml") -> str:
 def test_the_repository_config_loads_with_every_release_variant() -> None:
     config = load_target_config([REPO])
     assert config.source == REPO / "rollout.toml"
-    assert {"good", "slow-boot", "bad", "checkout-broken", "smoke-fail"} <= set(config.variants)
+    assert {"good", "slow-boot", "bad", "checkout-broken", "smoke-fail", "subtle", "slow"} <= set(
+        config.variants
+    )
     assert set(config.manifest_sets) == {
         "readiness-with-probe",
         "readiness-without-probe",
@@ -80,6 +82,14 @@ def test_the_repository_config_loads_with_every_release_variant() -> None:
         "business-gate",
         "expand-contract",
         "big-bang-migration",
+        "canary-judge-fixed-step",
+        "canary-judge-fixed-1s",
+        "canary-judge-sequential",
+        "basic-canary",
+        "blue-green",
+        "strategy-cost-canary",
+        "strategy-cost-blue-green",
+        "strategy-cost-rolling",
     }
     for name in config.manifest_sets:
         assert config.load_manifests(name), name

@@ -257,8 +257,12 @@ def _plugin_config(rollout: Manifest) -> tuple[list[str | int], Mapping[str, Any
     return [*path, GATEWAY_API_PLUGIN], plugins[GATEWAY_API_PLUGIN]
 
 
+def _traffic_routed(rollout: Manifest) -> bool:
+    return "trafficRouting" in rollout.body["spec"]["strategy"].get("canary", {})
+
+
 def test_rollouts_route_traffic_through_the_gateway_api_plugin() -> None:
-    rollouts = list(_manifests(["Rollout"]))
+    rollouts = [r for r in _manifests(["Rollout"]) if _traffic_routed(r)]
     assert rollouts
     for rollout in rollouts:
         path, config = _plugin_config(rollout)
@@ -473,11 +477,53 @@ def _container_ports(workload: Manifest) -> dict[str, int]:
 
 
 def _check_references(manifests: ManifestSet) -> None:
+    # The app's workload, and any workload deployed beside it (the canary judge).
     workloads = _workloads(manifests)
-    assert len(workloads) == 1, [m.ref for m in workloads]
-    (workload,) = workloads
+    assert workloads, "no workload"
+    for workload in workloads:
+        _check_workload(workload)
+
+    for service in manifests.of_kind("Service"):
+        selector = service.body["spec"]["selector"]
+        owners = [w for w in workloads if not selector.items() - _pod_labels(w).items()]
+        if not owners:
+            _fail(service, ["spec", "selector"], f"selects none of {[w.ref for w in workloads]}")
+        ports = {name for w in owners for name in _container_ports(w)}
+        for index, port in enumerate(service.body["spec"]["ports"]):
+            target_port = port.get("targetPort", port["port"])
+            if isinstance(target_port, str) and target_port not in ports:
+                where: list[str | int] = ["spec", "ports", index, "targetPort"]
+                _fail(service, where, f"{target_port!r} is not a port of {owners[0].ref}")
+
+    for route in manifests.of_kind("HTTPRoute"):
+        for index, rule in enumerate(route.body["spec"]["rules"]):
+            for ref_index, ref in enumerate(rule["backendRefs"]):
+                service = manifests.get("Service", ref["name"])
+                service_ports = [p["port"] for p in service.body["spec"]["ports"]]
+                if ref["port"] not in service_ports:
+                    path: list[str | int] = [
+                        "spec",
+                        "rules",
+                        index,
+                        "backendRefs",
+                        ref_index,
+                        "port",
+                    ]
+                    _fail(route, path, f"{service.ref} has ports {service_ports}")
+
+    for workload in workloads:
+        if workload.kind == "Rollout":
+            _check_rollout(workload, manifests)
+
+
+def _pod_labels(workload: Manifest) -> dict[str, str]:
+    labels: dict[str, str] = workload.body["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def _check_workload(workload: Manifest) -> None:
     spec = workload.body["spec"]
-    labels = spec["template"]["metadata"]["labels"]
+    labels = _pod_labels(workload)
     if spec["selector"]["matchLabels"].items() - labels.items():
         _fail(workload, ["spec", "selector"], f"does not select its own pods {labels}")
     ports = _container_ports(workload)
@@ -495,64 +541,51 @@ def _check_references(manifests: ManifestSet) -> None:
         if scrape_port not in ports.values():
             _fail(workload, ["spec", "template", "metadata", "annotations"], "scrape port unknown")
 
-    for service in manifests.of_kind("Service"):
-        selector = service.body["spec"]["selector"]
-        if selector.items() - labels.items():
-            _fail(service, ["spec", "selector"], f"selects none of {workload.ref}'s pods")
-        for index, port in enumerate(service.body["spec"]["ports"]):
-            target_port = port.get("targetPort", port["port"])
-            if isinstance(target_port, str) and target_port not in ports:
-                path = ["spec", "ports", index, "targetPort"]
-                _fail(service, path, f"{target_port!r} is not a port of {workload.ref}")
-
-    for route in manifests.of_kind("HTTPRoute"):
-        for index, rule in enumerate(route.body["spec"]["rules"]):
-            for ref_index, ref in enumerate(rule["backendRefs"]):
-                service = manifests.get("Service", ref["name"])
-                service_ports = [p["port"] for p in service.body["spec"]["ports"]]
-                if ref["port"] not in service_ports:
-                    path = [
-                        "spec",
-                        "rules",
-                        index,
-                        "backendRefs",
-                        ref_index,
-                        "port",
-                    ]
-                    _fail(route, path, f"{service.ref} has ports {service_ports}")
-
-    if workload.kind == "Rollout":
-        _check_rollout(workload, manifests)
-
 
 def _check_rollout(rollout: Manifest, manifests: ManifestSet) -> None:
-    canary = rollout.body["spec"]["strategy"]["canary"]
-    services = {canary["canaryService"], canary["stableService"]}
+    strategy = rollout.body["spec"]["strategy"]
+    if "blueGreen" in strategy:
+        blue_green = strategy["blueGreen"]
+        services = {blue_green["activeService"], blue_green.get("previewService", "")} - {""}
+        served = {blue_green["activeService"]}
+        analyses: list[tuple[list[str | int], Mapping[str, Any]]] = [
+            (["spec", "strategy", "blueGreen", key], blue_green[key])
+            for key in ("prePromotionAnalysis", "postPromotionAnalysis")
+            if key in blue_green
+        ]
+    else:
+        canary = strategy["canary"]
+        services = {canary.get("canaryService", ""), canary.get("stableService", "")} - {""}
+        served = services
+        analyses = [
+            (["spec", "strategy", "canary", "steps", index, "analysis"], step["analysis"])
+            for index, step in enumerate(canary.get("steps", []))
+            if "analysis" in step
+        ]
+        if "analysis" in canary:  # the background analysis
+            analyses.append((["spec", "strategy", "canary", "analysis"], canary["analysis"]))
     for name in services:
         manifests.get("Service", name)
-    _, plugin = _plugin_config(rollout)
-    route = manifests.get("HTTPRoute", plugin["httpRoute"])
-    backends = {ref["name"] for rule in route.body["spec"]["rules"] for ref in rule["backendRefs"]}
-    if backends != services:
-        _fail(route, ["spec", "rules"], f"backends {sorted(backends)} != {sorted(services)}")
-    for index, step in enumerate(canary["steps"]):
-        if "analysis" not in step:
-            continue
-        supplied = {arg["name"] for arg in step["analysis"].get("args", [])}
-        for template_ref in step["analysis"]["templates"]:
+    for route in manifests.of_kind("HTTPRoute"):
+        backends = {
+            ref["name"] for rule in route.body["spec"]["rules"] for ref in rule["backendRefs"]
+        }
+        if _traffic_routed(rollout):
+            _, plugin = _plugin_config(rollout)
+            expected = served if route.name == plugin["httpRoute"] else backends
+        else:
+            # Without a traffic router the route reaches the pods through one Service: the
+            # active one, or (a basic canary) one selecting every pod of both ReplicaSets.
+            expected = served if "blueGreen" in strategy else backends - services
+        if backends != expected or not backends:
+            _fail(route, ["spec", "rules"], f"backends {sorted(backends)} != {sorted(expected)}")
+    for path, analysis in analyses:
+        supplied = {arg["name"] for arg in analysis.get("args", [])}
+        for template_ref in analysis["templates"]:
             template = manifests.get("AnalysisTemplate", template_ref["templateName"])
             for arg in template.body["spec"].get("args", []):
                 if "value" not in arg and "valueFrom" not in arg and arg["name"] not in supplied:
-                    path: list[str | int] = [
-                        "spec",
-                        "strategy",
-                        "canary",
-                        "steps",
-                        index,
-                        "analysis",
-                        "args",
-                    ]
-                    _fail(rollout, path, f'argument "{arg["name"]}" was not supplied')
+                    _fail(rollout, [*path, "args"], f'argument "{arg["name"]}" was not supplied')
 
 
 def test_the_objects_of_every_set_refer_to_each_other(target: TargetConfig) -> None:
@@ -578,14 +611,35 @@ def test_every_workload_runs_the_same_pod_and_only_the_control_lacks_the_probe()
     )
     reference = with_probe.body["spec"]["template"]
     for workload in _manifests(["Deployment", "Rollout"]):
-        if workload.origin.path == without_probe.origin.path:
+        if workload.origin.path == without_probe.origin.path or not _runs_the_app(workload):
             continue
-        assert workload.body["spec"]["template"] == reference, workload.origin
+        assert _knobs_unset(workload.body["spec"]["template"]) == _knobs_unset(reference), (
+            workload.origin
+        )
 
     expected = copy.deepcopy(with_probe.to_dict())
     del expected["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
     assert without_probe.body == expected
     assert "readinessProbe" in reference["spec"]["containers"][0]
+
+
+# An experiment may run every version with a fault knob on (the canary-judge experiment's 1%
+# background error rate); the pod is otherwise the same everywhere.
+FAULT_KNOBS = ("SERVICE_BOOT_SECONDS", "SERVICE_ERROR_RATE", "SERVICE_LATENCY_MS")
+
+
+def _runs_the_app(workload: Manifest) -> bool:
+    containers = workload.body["spec"]["template"]["spec"]["containers"]
+    return any(c["image"].startswith("pytest-rollout/reference-service:") for c in containers)
+
+
+def _knobs_unset(template: Mapping[str, Any]) -> dict[str, Any]:
+    copied = copy.deepcopy(dict(template))
+    for container in copied["spec"]["containers"]:
+        for entry in container.get("env", []):
+            if entry["name"] in FAULT_KNOBS:
+                entry["value"] = "0"
+    return copied
 
 
 def test_deployments_have_a_valid_rolling_update() -> None:
@@ -596,3 +650,31 @@ def test_deployments_have_a_valid_rolling_update() -> None:
         replicas = deployment.body["spec"]["replicas"]
         assert rolling.max_unavailable_for(replicas) == 0, "no capacity may be lost"
         assert rolling.max_surge_for(replicas) >= 1
+
+
+STRATEGY_COST_SETS = ("strategy-cost-canary", "strategy-cost-blue-green", "strategy-cost-rolling")
+
+
+def test_the_strategy_cost_sets_differ_only_in_the_strategy(target: TargetConfig) -> None:
+    workloads = [_workloads(target.load_manifests(name))[0] for name in STRATEGY_COST_SETS]
+    kinds = [(w.kind, w.name) for w in workloads]
+    assert kinds == [
+        ("Rollout", "reference-service"),
+        ("Rollout", "reference-service"),
+        ("Deployment", "reference-service"),
+    ]
+    for workload in workloads:
+        spec = {k: v for k, v in workload.body["spec"].items() if k != "strategy"}
+        assert spec == {k: v for k, v in workloads[0].body["spec"].items() if k != "strategy"}
+        assert spec["replicas"] == 4
+    strategies = [w.body["spec"]["strategy"] for w in workloads]
+    assert strategies[0]["canary"]["trafficRouting"]
+    blue_green = strategies[1]["blueGreen"]
+    assert blue_green["previewService"]
+    assert blue_green["prePromotionAnalysis"]
+    assert blue_green["autoPromotionEnabled"] is True
+    assert "scaleDownDelaySeconds" not in blue_green
+    assert strategies[2]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
+    for name in STRATEGY_COST_SETS:
+        routes = target.load_manifests(name).of_kind("HTTPRoute")
+        assert [route.name for route in routes] == ["reference-service"], name

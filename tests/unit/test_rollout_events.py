@@ -211,7 +211,9 @@ def test_abort_retry_promote_matches_argos_e2e_sequence() -> None:
 # ReplicaSets, then status) and keeps the shape of the e2e list above: the same events for the
 # first deploy and the update up to the pause, then the AnalysisRun status events
 # (emitAnalysisRunStatusChanges), the abort, weight 0 on the next pass and the canary scaled
-# down after abortScaleDownDelaySeconds.
+# down after abortScaleDownDelaySeconds. The Services' switches (switchServiceSelector) come
+# where ensureSVCTargets allows them: a Service is adopted once its ReplicaSet is fully
+# available, moved once the target has an available pod.
 BAD_CANARY_EXPECTED = [
     # first deploy
     ("RolloutNotCompleted", "Normal"),
@@ -221,13 +223,16 @@ BAD_CANARY_EXPECTED = [
     ("ScalingReplicaSet", "Normal"),  # up 0 -> 4
     ("RolloutCompleted", "Normal"),  # Initial deploy
     ("TrafficWeightUpdated", "Normal"),  # stable hash recorded behind the weights
+    ("SwitchService", "Normal"),  # stable Service adopted, '' -> stable hash
+    ("SwitchService", "Normal"),  # canary Service adopted, '' -> stable hash
     # the bad release
     ("RolloutNotCompleted", "Normal"),
     ("RolloutUpdated", "Normal"),
     ("NewReplicaSetCreated", "Normal"),
     ("TrafficWeightUpdated", "Normal"),  # canary hash recorded, weight still 0
     ("ScalingReplicaSet", "Normal"),  # canary up 0 -> 1 (ceil(4 * 5 / 100))
-    ("TrafficWeightUpdated", "Normal"),  # from 0 to 5, once the canary pod is available
+    ("SwitchService", "Normal"),  # canary Service -> canary hash, once its pod is available
+    ("TrafficWeightUpdated", "Normal"),  # from 0 to 5
     ("RolloutStepCompleted", "Normal"),  # 1/5 (setWeight: 5)
     ("RolloutPaused", "Normal"),  # CanaryPauseStep
     ("RolloutStepCompleted", "Normal"),  # 2/5 (pause: 10s)
@@ -235,6 +240,7 @@ BAD_CANARY_EXPECTED = [
     ("AnalysisRunRunning", "Normal"),
     ("AnalysisRunFailed", "Warning"),
     ("RolloutAborted", "Warning"),
+    ("SwitchService", "Normal"),  # canary Service back to the stable hash
     ("TrafficWeightUpdated", "Normal"),  # from 5 to 0
     ("ScalingReplicaSet", "Normal"),  # canary down 1 -> 0 after abortScaleDownDelaySeconds
 ]
@@ -275,7 +281,8 @@ def test_failing_analysis_event_sequence() -> None:
     plain = [
         reason
         for reason, _ in BAD_CANARY_EXPECTED
-        if reason != "TrafficWeightUpdated" and not reason.startswith("AnalysisRun")
+        if reason not in ("TrafficWeightUpdated", "SwitchService")
+        and not reason.startswith("AnalysisRun")
     ]
     assert plain[:11] == e2e[:11]
 

@@ -178,10 +178,20 @@ def test_blue_green_is_modelled() -> None:
       activeService: web-active
       previewService: web-preview
       autoPromotionEnabled: false
+      autoPromotionSeconds: 20
+      previewReplicaCount: 1
       scaleDownDelaySeconds: 5
+      abortScaleDownDelaySeconds: 0
       prePromotionAnalysis:
         templates:
           - templateName: smoke
+      postPromotionAnalysis:
+        templates:
+          - templateName: error-rate
+        args:
+          - name: hash
+            valueFrom:
+              podTemplateHashValue: Latest
 """,
     )
     rollout = parse(text)
@@ -191,14 +201,72 @@ def test_blue_green_is_modelled() -> None:
     assert blue_green.active_service == "web-active"
     assert blue_green.preview_service == "web-preview"
     assert blue_green.auto_promotion_enabled is False
-    assert blue_green.scale_down_delay_seconds == 5
-    assert blue_green.pre_promotion_analysis is not None
+    assert blue_green.auto_promotion_seconds == 20
+    assert blue_green.preview_replica_count == 1
+    assert blue_green.scale_down_delay == 5
+    assert blue_green.abort_scale_down_delay is None  # 0: never scaled down
+    assert blue_green.controller_pauses
+    assert [a.templates[0].template_name for a in rollout.spec.analyses] == ["smoke", "error-rate"]
+    assert rollout.spec.services == {
+        "activeService": "web-active",
+        "previewService": "web-preview",
+    }
+    # ComputeStepHash: no steps to hash.
+    assert rollout.steps_hash == ""
     default = parse(
         edit(BASE[BASE.index("    canary:") :], "    blueGreen:\n      activeService: a\n")
     )
     assert default.spec.blue_green is not None
     assert default.spec.blue_green.auto_promotion_enabled is True
-    assert default.spec.blue_green.scale_down_delay_seconds == 30
+    assert default.spec.blue_green.auto_promotion_seconds == 0
+    assert default.spec.blue_green.preview_replica_count is None
+    assert default.spec.blue_green.scale_down_delay_seconds is None
+    assert default.spec.blue_green.scale_down_delay == 30
+    assert default.spec.blue_green.abort_scale_down_delay == 30
+    assert not default.spec.blue_green.controller_pauses
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "antiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: {weight: 1}}",
+        "previewMetadata: {labels: {role: preview}}",
+        "activeMetadata: {labels: {role: active}}",
+        "scaleDownDelayRevisionLimit: 1",
+        "maxUnavailable: 1",
+    ],
+)
+def test_blue_green_fields_outside_the_subset_are_rejected(field: str) -> None:
+    text = edit(
+        BASE[BASE.index("    canary:") :],
+        f"    blueGreen:\n      activeService: a\n      {field}\n",
+    )
+    name = field.split(":")[0]
+    assert error_of(text).startswith(
+        f"rollout.yaml:{line_of(text, name)}: Rollout/web: unsupported: "
+        f"spec.strategy.blueGreen.{name} (supported here: activeService, previewService, "
+    )
+
+
+def test_every_unsupported_field_of_a_rollout_is_named_at_once() -> None:
+    text = edit("  replicas: 4\n", "  replicas: 4\n  paused: true\n  workloadRef: {name: w}\n")
+    text = edit("        - setWeight: 5\n", "        - experiment: {templates: []}\n", text)
+    lines = error_of(text).splitlines()
+    assert lines[0] == "rollout.yaml: Rollout/web: 3 unsupported fields:"
+    assert [line.split(": unsupported: ")[1].split(" (")[0] for line in lines[1:]] == [
+        "spec.paused",
+        "spec.workloadRef",
+        "spec.strategy.canary.steps[0].experiment",
+    ]
+    assert lines[1].startswith(f"  rollout.yaml:{line_of(text, 'paused')}: Rollout/web: ")
+
+
+def test_unsupported_fields_come_with_the_documents_other_error() -> None:
+    text = edit("  replicas: 4\n", "  replicas: four\n  paused: true\n")
+    lines = error_of(text).splitlines()
+    assert lines[0] == "rollout.yaml: Rollout/web: 1 unsupported field and a further error:"
+    assert "unsupported: spec.paused" in lines[1]
+    assert "spec.replicas: Invalid value" in lines[2]
 
 
 # --- unsupported fields --------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,9 +96,6 @@ class KubeNamespace:
     @property
     def rollback_allowance(self) -> RollbackAllowance:
         return self._rollback_allowance
-
-    def resources(self) -> ResourceSample:
-        raise RolloutError("resource sampling is not available on the kube backend yet")
 
     # -- objects --
 
@@ -199,10 +196,7 @@ class KubeNamespace:
     def memory_by_pod(self) -> dict[str, float]:
         """Working-set memory of each pod in bytes, from the kubelets' cAdvisor metrics that
         Prometheus scrapes (every 5 s). Empty until the first scrape after a pod starts."""
-        query = (
-            "sum by (pod) (container_memory_working_set_bytes"
-            f'{{namespace="{self.namespace}", container!="", container!="POD"}})'
-        )
+        query = memory_query(self.namespace)
         try:
             response = httpx.get(
                 f"{self.prometheus_url}/api/v1/query", params={"query": query}, timeout=10
@@ -215,6 +209,30 @@ class KubeNamespace:
             str(sample["metric"].get("pod")): float(sample["value"][1])
             for sample in body.get("data", {}).get("result", [])
         }
+
+    def resources(self) -> ResourceSample:
+        """The applied workloads' pods from the API (Ready by their ``Ready`` condition; a
+        terminating pod counts as not Ready) and each one's memory: the working set of its
+        containers, cAdvisor's ``container_memory_working_set_bytes`` through the cluster's
+        Prometheus. That lags the pods by up to a kubelet scrape interval, and a pod not yet
+        scraped counts 0 bytes. (Only the query text is tested without a cluster.)"""
+        pods = [pod for pod in self.pods() if workload_pod(pod, self.workloads)]
+        sampled_at = time.time()
+        memory = self.memory_by_pod()
+        names = [str(pod["metadata"]["name"]) for pod in pods]
+        ready = sum(
+            1
+            for pod in pods
+            if status.condition_true(pod, "Ready") and not pod["metadata"].get("deletionTimestamp")
+        )
+        per_pod = {name: int(memory.get(name, 0.0)) for name in names}
+        return ResourceSample(
+            t=sampled_at,
+            ready=ready,
+            not_ready=len(pods) - ready,
+            memory_bytes=sum(per_pod.values()),
+            per_pod=per_pod,
+        )
 
     def capture(self, destination: Path) -> None:
         """Write pod logs, events and the YAML of the Rollouts, AnalysisRuns and their
@@ -391,3 +409,24 @@ def _without_noise(obj: KubeObject) -> KubeObject:
     result = json.loads(json.dumps(obj, default=str))
     result.get("metadata", {}).pop("managedFields", None)
     return dict(result)
+
+
+def memory_query(namespace: str) -> str:
+    """PromQL for the working set of each pod of ``namespace``: its containers' cAdvisor
+    series summed (the pod-level series, ``container=""``, and the pause container left out)."""
+    return (
+        "sum by (pod) (container_memory_working_set_bytes"
+        f'{{namespace="{namespace}", container!="", container!="POD"}})'
+    )
+
+
+def workload_pod(pod: Mapping[str, Any], workloads: Collection[str]) -> bool:
+    """Whether a ReplicaSet of one of ``workloads`` (Deployments, Rollouts) owns ``pod``: not
+    the namespace's PostgreSQL, nor an analysis Job's pod."""
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    # A workload's ReplicaSet is named <workload>-<pod-template-hash>.
+    return any(
+        owner.get("kind") == "ReplicaSet"
+        and str(owner.get("name", "")).rpartition("-")[0] in workloads
+        for owner in owners
+    )

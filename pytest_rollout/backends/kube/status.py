@@ -60,9 +60,11 @@ def rollout_view(obj: Mapping[str, Any]) -> RolloutView:
     ``canary_hash`` is the pod-template hash of the current template while it differs from the
     stable one (a rollout in progress or aborted); None once it is stable. ``canary_weight`` is
     the canary's traffic weight the controller last set (``status.canary.weights``), 0 without
-    traffic routing.
+    traffic routing. ``active_hash``/``preview_hash``: ``status.blueGreen``'s selectors.
     """
     status = _mapping(obj.get("status"))
+    blue_green = _mapping(status.get("blueGreen"))
+    active, preview = blue_green.get("activeSelector"), blue_green.get("previewSelector")
     stable = status.get("stableRS")
     current = status.get("currentPodHash")
     weights = _mapping(_mapping(status.get("canary")).get("weights"))
@@ -77,6 +79,8 @@ def rollout_view(obj: Mapping[str, Any]) -> RolloutView:
         stable_hash=stable if isinstance(stable, str) and stable else None,
         canary_hash=current if isinstance(current, str) and current and current != stable else None,
         aborted=status.get("abort") is True,
+        active_hash=active if isinstance(active, str) and active else None,
+        preview_hash=preview if isinstance(preview, str) and preview else None,
     )
 
 

@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout.backends import server_of
-from pytest_rollout.backends.base import EventView, RollbackAllowance, RolloutHandle
+from pytest_rollout.backends.base import (
+    EventView,
+    ResourceSample,
+    RollbackAllowance,
+    RolloutHandle,
+)
 from pytest_rollout.backends.local.events import Event, EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
 from pytest_rollout.backends.local.networking import (
@@ -38,14 +43,15 @@ from pytest_rollout.backends.local.networking import (
 )
 from pytest_rollout.backends.local.pods import ContainerSpec, Launch, Pod, PodSpec, PodStatus
 from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGroup, pod_target
+from pytest_rollout.backends.local.resources import sample_resources
 from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
 from pytest_rollout.backends.local.router import Router
 from pytest_rollout.backends.local.workloads import DeploymentController
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.config import TargetConfig, Variant
-from pytest_rollout.engine import canary
 from pytest_rollout.engine.analysis import AnalysisTemplate, JobLaunch, Providers
-from pytest_rollout.engine.rollout_model import AnalysisStep
+from pytest_rollout.engine.status import Phase
+from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
 from pytest_rollout.manifests import Manifest
 from pytest_rollout.options import RolloutOptions
@@ -279,7 +285,8 @@ class LocalNamespace:
 
     def apply(self, manifests: Iterable[Manifest]) -> None:
         """Create the objects; Services first, then routes, then workloads (as kubectl would
-        accept them in any order, but endpoints exist from the first Ready pod)."""
+        accept them in any order, but endpoints exist from the first Ready pod). Every object
+        is checked before the first is created."""
         objects = list(manifests)
         for manifest in objects:
             if manifest.kind not in SUPPORTED_KINDS:
@@ -288,6 +295,7 @@ class LocalNamespace:
                     f"kind {manifest.kind} is not supported by the local backend "
                     f"(supported: {', '.join(SUPPORTED_KINDS)})",
                 )
+        check_manifests(objects)
         order = {kind: index for index, kind in enumerate(SUPPORTED_KINDS)}
         for manifest in sorted(objects, key=lambda m: order[m.kind]):
             self._call(self._apply_one(manifest), f"apply {manifest.kind}/{manifest.name}")
@@ -319,7 +327,7 @@ class LocalNamespace:
             self._call(
                 controller.wait_for(
                     lambda s: (
-                        s.phase == canary.Phase.HEALTHY
+                        s.phase == Phase.HEALTHY
                         and bool(s.stable_rs)
                         and s.stable_rs == s.current_pod_hash
                     )
@@ -386,6 +394,10 @@ class LocalNamespace:
     def event_lines(self) -> list[str]:
         """The namespace's events, times relative to the namespace's creation."""
         return self.recorder.lines(self.namespace_events(), origin=self.created_at)
+
+    def resources(self) -> ResourceSample:
+        """The namespace's pods, Ready or not, and the RSS of each one's process tree."""
+        return sample_resources(list(self.pods.values()))
 
     def capture(self, destination: Path) -> None:
         """Copy every pod's logs and the namespace's events under ``destination``."""
@@ -460,7 +472,7 @@ class LocalNamespace:
             self._validate_pod_template(
                 rollout.rollout.spec.template, str(manifest.origin), manifest
             )
-            self._check_rollout_references(rollout, manifest)
+            rollout.check_references(self.services, self.routes)
             self.rollouts[manifest.name] = rollout
             self._controller_tasks.append(
                 asyncio.create_task(rollout.run(), name=f"rollout {self.namespace}/{manifest.name}")
@@ -476,32 +488,6 @@ class LocalNamespace:
                     controller.run(), name=f"deployment {self.namespace}/{manifest.name}"
                 )
             )
-
-    def _check_rollout_references(self, controller: RolloutController, manifest: Manifest) -> None:
-        strategy = controller.rollout.spec.canary
-        if strategy is None or strategy.traffic_routing is None:
-            return
-        for field, service in (
-            ("canaryService", strategy.canary_service),
-            ("stableService", strategy.stable_service),
-        ):
-            if service is not None and service not in self.services:
-                raise manifest.error(
-                    ("spec", "strategy", "canary", field),
-                    f"Service {service!r} not found in the manifests applied",
-                )
-        route = strategy.traffic_routing.http_route
-        if route not in self.routes:
-            raise manifest.error(
-                ("spec", "strategy", "canary", "trafficRouting"),
-                f"HTTPRoute {route!r} not found in the manifests applied",
-            )
-        analyses = [s.analysis for s in strategy.steps if isinstance(s, AnalysisStep)]
-        if strategy.analysis is not None:
-            analyses.append(strategy.analysis)
-        for analysis in analyses:
-            for ref in analysis.templates:
-                self.analysis_template(ref.template_name, cluster_scope=ref.cluster_scope)
 
     # -- what the Rollout controller asks of its namespace (on the loop) --
 
@@ -546,6 +532,7 @@ class LocalNamespace:
             container_env=env,
             command=[str(c) for c in container.get("command") or []],
             args=[str(a) for a in container.get("args") or []],
+            prometheus_url=self.cluster.prometheus_url(),
         )
         return JobLaunch(
             command.argv, env={**os.environ, **self._path_env(), **command.env}, cwd=command.cwd
@@ -638,6 +625,7 @@ class LocalNamespace:
             container_env={},
             command=container.command,
             args=container.args,
+            prometheus_url=self.cluster.prometheus_url(),
         )
         env = dict(command.env)
         # The image's interpreter is what `python` means inside the container.

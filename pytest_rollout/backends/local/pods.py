@@ -743,6 +743,10 @@ class Pod:
         """The app container's main process, while it runs."""
         return self._app.running_pid()
 
+    def container_pids(self) -> list[int]:
+        """The main process of every container running now (an init container's too)."""
+        return [pid for c in self._containers() if (pid := c.running_pid()) is not None]
+
     @property
     def log_path(self) -> Path:
         """The current app container instance's log (``<restartCount>.log``, as under

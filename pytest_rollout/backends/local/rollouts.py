@@ -1,12 +1,16 @@
-"""The Argo Rollouts controller of the local backend: the pure canary engine, applied.
+"""The Argo Rollouts controller of the local backend: the pure engine, applied.
 
-:func:`pytest_rollout.engine.canary.step` decides (ReplicaSet sizes, Service selectors, traffic
-weight, AnalysisRuns, events); this module observes the real pods and runs, calls it, and acts on
-its decision with real processes, HAProxy and AnalysisRuns measuring real Prometheus and HTTP.
+:func:`pytest_rollout.engine.strategies.step` decides (ReplicaSet sizes, Service selectors,
+traffic weight, AnalysisRuns, events) for a canary or a blueGreen Rollout; this module observes
+the real pods and runs, calls it, and acts on its decision with real processes, HAProxy and
+AnalysisRuns measuring real Prometheus and HTTP.
 
 What a cluster would do between the controller and the data plane is mirrored: a Service's
 selector change and the HTTPRoute's weight change both reach the router after the endpoint
-delay, in the order they were made, as the Gateway's own reconciliation does.
+delay, in the order they were made, as the Gateway's own reconciliation does. A canary
+without traffic routing and a blueGreen Rollout change no weights: their traffic follows the
+Services' selectors (the active Service of a blueGreen Rollout; any Service selecting every pod
+of a basic canary, which spreads requests over both ReplicaSets' Ready pods).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from pytest_rollout.backends.base import (
@@ -27,10 +31,21 @@ from pytest_rollout.backends.base import (
 from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
 from pytest_rollout.backends.local.workloads import PodHost, ReplicaSet, control_loop, resize
 from pytest_rollout.clock import epoch_now
-from pytest_rollout.engine import canary
+from pytest_rollout.engine import status as rollout_status
+from pytest_rollout.engine import strategies
 from pytest_rollout.engine.analysis import AnalysisRun, AnalysisTemplate, Argument, Providers
 from pytest_rollout.engine.rollout_model import parse_rollout
-from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
+from pytest_rollout.engine.status import (
+    AnalysisRunRequest,
+    Decision,
+    Observations,
+    PodCounts,
+    ReplicaSetState,
+    RolloutStatus,
+    RunObservation,
+    service_selectors,
+)
+from pytest_rollout.errors import ConfigError, WaitTimeout
 from pytest_rollout.manifests import Manifest
 
 ROLLOUTS_CONTROLLER = "rollouts-controller"
@@ -57,31 +72,41 @@ class RolloutController:
         self.host = host
         self.manifest = manifest
         self.rollout = parse_rollout(manifest)
-        strategy = self.rollout.spec.canary
-        if strategy is None:
-            raise manifest.error(
-                ("spec", "strategy", "blueGreen"),
-                "unsupported: the local backend runs canary Rollouts only",
-            )
-        if strategy.traffic_routing is None:
-            raise manifest.error(
-                ("spec", "strategy", "canary"),
-                "the local backend needs trafficRouting.plugins.argoproj-labs/gatewayAPI",
-            )
         self.name = self.rollout.name
         self.ref = ObjectRef("Rollout", self.name, host.namespace)
         self.time_scale = time_scale
-        self.status = canary.RolloutStatus()
+        self.status = RolloutStatus()
         self.templates: dict[str, dict[str, Any]] = {
             self.rollout.pod_template_hash: copy.deepcopy(dict(self.rollout.spec.template))
         }
         self.replica_sets: dict[str, ReplicaSet] = {}
         self.runs: dict[str, AnalysisRun] = {}
         self._run_tasks: dict[str, asyncio.Task[Any]] = {}
-        self._commands: list[Callable[[canary.RolloutStatus], canary.RolloutStatus]] = []
+        self._commands: list[Callable[[RolloutStatus], RolloutStatus]] = []
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
-        self._routing = canary.Routing("", "", 0)
+        self._selectors: dict[str, str] = {}
+        self._weight = 0
+
+    def check_references(self, services: Collection[str], routes: Collection[str]) -> None:
+        """The Services, HTTPRoute and analysis templates the Rollout names exist."""
+        spec, manifest = self.rollout.spec, self.manifest
+        strategy = "blueGreen" if spec.blue_green is not None else "canary"
+        for field, service in spec.services.items():
+            if service not in services:
+                raise manifest.error(
+                    ("spec", "strategy", strategy, field),
+                    f"Service {service!r} not found in the manifests applied",
+                )
+        routing = spec.canary.traffic_routing if spec.canary is not None else None
+        if routing is not None and routing.http_route not in routes:
+            raise manifest.error(
+                ("spec", "strategy", "canary", "trafficRouting"),
+                f"HTTPRoute {routing.http_route!r} not found in the manifests applied",
+            )
+        for analysis in spec.analyses:
+            for ref in analysis.templates:
+                self.host.analysis_template(ref.template_name, cluster_scope=ref.cluster_scope)
 
     # -- spec changes and commands (on the loop) --
 
@@ -94,7 +119,7 @@ class RolloutController:
         self.templates.setdefault(self.rollout.pod_template_hash, copy.deepcopy(dict(template)))
         self.poke()
 
-    def command(self, change: Callable[[canary.RolloutStatus], canary.RolloutStatus]) -> None:
+    def command(self, change: Callable[[RolloutStatus], RolloutStatus]) -> None:
         self._commands.append(change)
         self.poke()
 
@@ -118,7 +143,7 @@ class RolloutController:
         wake_at = None
         for _ in range(_MAX_PASSES):
             now = epoch_now()
-            decision = canary.step(self.status, self.rollout, self._observe(now), now)
+            decision = strategies.step(self.status, self.rollout, self._observe(now), now)
             await self._apply(decision)
             self.status = decision.status
             wake_at = decision.wake_at
@@ -128,18 +153,16 @@ class RolloutController:
         self._changed = asyncio.Event()
         return wake_at
 
-    def _observe(self, now: float) -> canary.Observations:
+    def _observe(self, now: float) -> Observations:
         min_ready = self.rollout.spec.min_ready_seconds * self.time_scale
         pods = {}
         for pod_hash, rs in self.replica_sets.items():
             rs.pods = [pod for pod in rs.pods if not pod.deleted]
-            pods[pod_hash] = canary.PodCounts(rs.replicas, rs.ready(), rs.available(min_ready, now))
-        runs = {
-            name: canary.RunObservation(run.phase, run.message) for name, run in self.runs.items()
-        }
-        return canary.Observations(pods, runs)
+            pods[pod_hash] = PodCounts(rs.replicas, rs.ready(), rs.available(min_ready, now))
+        runs = {name: RunObservation(run.phase, run.message) for name, run in self.runs.items()}
+        return Observations(pods, runs)
 
-    async def _apply(self, decision: canary.Decision) -> None:
+    async def _apply(self, decision: Decision) -> None:
         for event in decision.events:
             record = (
                 self.host.recorder.warning if event.type == "Warning" else self.host.recorder.normal
@@ -154,7 +177,7 @@ class RolloutController:
                 if rs.name == name:
                     await resize(self.host, rs, 0)
                     del self.replica_sets[pod_hash]
-        self._route(decision.routing)
+        self._route(decision.status)
         for name in decision.terminate_runs:
             run = self.runs.get(name)
             if run is not None:
@@ -162,7 +185,7 @@ class RolloutController:
         for request in decision.start_runs:
             self._start_run(request)
 
-    def _create_replica_set(self, state: canary.ReplicaSetState) -> ReplicaSet:
+    def _create_replica_set(self, state: ReplicaSetState) -> ReplicaSet:
         template = self.templates[state.pod_hash]
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         labels[HASH_LABEL] = state.pod_hash
@@ -170,23 +193,25 @@ class RolloutController:
         self.replica_sets[state.pod_hash] = rs
         return rs
 
-    def _route(self, routing: canary.Routing) -> None:
+    def _route(self, status: RolloutStatus) -> None:
+        """Services to their ReplicaSets first, then the HTTPRoute's weights (traffic-routed
+        canary only), each change once."""
+        for service, pod_hash in service_selectors(self.rollout, status).items():
+            if self._selectors.get(service) != pod_hash:
+                self.host.set_service_hash(service, pod_hash)
+                self._selectors[service] = pod_hash
         strategy = self.rollout.spec.canary
-        if strategy is None or strategy.traffic_routing is None:
-            raise RolloutError(f"Rollout/{self.name}: no canary traffic routing to apply")
-        if routing.stable_hash != self._routing.stable_hash and strategy.stable_service:
-            self.host.set_service_hash(strategy.stable_service, routing.stable_hash)
-        if routing.canary_hash != self._routing.canary_hash and strategy.canary_service:
-            self.host.set_service_hash(strategy.canary_service, routing.canary_hash)
-        weight = routing.canary_weight or 0
-        if weight != (self._routing.canary_weight or 0) and strategy.canary_service:
+        if strategy is None or strategy.traffic_routing is None or status.weights is None:
+            return
+        weight = status.weights.canary
+        if weight != self._weight and strategy.canary_service and strategy.stable_service:
             self.host.set_route_weights(
                 strategy.traffic_routing.http_route,
-                {str(strategy.stable_service): 100 - weight, strategy.canary_service: weight},
+                {strategy.stable_service: 100 - weight, strategy.canary_service: weight},
             )
-        self._routing = routing
+            self._weight = weight
 
-    def _start_run(self, request: canary.AnalysisRunRequest) -> None:
+    def _start_run(self, request: AnalysisRunRequest) -> None:
         templates = [
             self.host.analysis_template(ref.template_name, cluster_scope=ref.cluster_scope)
             for ref in request.analysis.templates
@@ -228,12 +253,14 @@ class RolloutController:
             stable_hash=status.stable_rs or None,
             canary_hash=status.current_pod_hash or None,
             aborted=status.abort,
+            active_hash=status.active_selector or None,
+            preview_hash=status.preview_selector or None,
         )
 
     def run_views(self) -> list[AnalysisRunView]:
         return [analysis_run_view(run) for run in list(self.runs.values())]
 
-    async def wait_for(self, predicate: Callable[[canary.RolloutStatus], bool]) -> RolloutView:
+    async def wait_for(self, predicate: Callable[[RolloutStatus], bool]) -> RolloutView:
         while not predicate(self.status):
             await self._changed.wait()
         return self.view()
@@ -285,10 +312,11 @@ class LocalRolloutHandle:
 
     def wait_for_phase(self, phase: str, *, timeout: float) -> RolloutView:
         try:
-            wanted = canary.Phase(phase)
+            wanted = rollout_status.Phase(phase)
         except ValueError:
             raise ConfigError(
-                f"phase {phase!r}: expected one of {', '.join(p.value for p in canary.Phase)}"
+                f"phase {phase!r}: expected one of "
+                f"{', '.join(p.value for p in rollout_status.Phase)}"
             ) from None
         try:
             result: RolloutView = self._call(
@@ -301,20 +329,19 @@ class LocalRolloutHandle:
             view = self.status()
             recent = " | ".join(f"{e.reason}: {e.message}" for e in self.events()[-6:])
             raise WaitTimeout(
-                f"{exc}; it is {view.phase} ({view.message or 'no message'}), step "
-                f"{view.current_step_index}, canary weight {view.canary_weight}; recent events: "
-                f"{recent}"
+                f"{exc}; it is {view.phase} ({view.message or 'no message'}), "
+                f"{_position(view)}; recent events: {recent}"
             ) from exc
 
     def promote(self, *, full: bool = False) -> None:
-        rollout = self._controller.rollout
-        self._command(canary.promote_full if full else lambda s: canary.promote(s, rollout))
+        controller = self._controller
+        self._command(lambda status: strategies.promote(status, controller.rollout, full=full))
 
     def abort(self) -> None:
-        self._command(canary.abort)
+        self._command(strategies.abort)
 
     def retry(self) -> None:
-        self._command(canary.retry)
+        self._command(strategies.retry)
 
     def events(self) -> list[EventView]:
         ref = self._controller.ref
@@ -326,8 +353,15 @@ class LocalRolloutHandle:
     def analysis_runs(self) -> list[AnalysisRunView]:
         return self._controller.run_views()
 
-    def _command(self, change: Callable[[canary.RolloutStatus], canary.RolloutStatus]) -> None:
+    def _command(self, change: Callable[[RolloutStatus], RolloutStatus]) -> None:
         async def send() -> None:
             self._controller.command(change)
 
         self._call(send(), f"command to Rollout/{self.name}", 10.0)
+
+
+def _position(view: RolloutView) -> str:
+    """Where an update stands, for a timeout message."""
+    if view.active_hash is not None or view.preview_hash is not None:
+        return f"active {view.active_hash}, preview {view.preview_hash}, stable {view.stable_hash}"
+    return f"step {view.current_step_index}, canary weight {view.canary_weight}"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
-from pytest_rollout.engine.analysis.fields import check_keys, value_at
+from pytest_rollout.engine.analysis.fields import UnsupportedFields, value_at
 from pytest_rollout.engine.expr.builtins import go_quote
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest, type_name
@@ -69,10 +69,21 @@ ArgResolver = Callable[[str, ValueFrom], str]
 
 
 def parse_arguments(
-    manifest: Manifest, path: Sequence[str | int], *, pod_template_hash: bool
+    manifest: Manifest,
+    path: Sequence[str | int],
+    *,
+    pod_template_hash: bool,
+    found: UnsupportedFields | None = None,
 ) -> tuple[Argument, ...]:
     """The argument list at ``path`` in ``manifest`` (an AnalysisTemplate's ``spec.args``, or
-    a Rollout's ``analysis.args`` with ``pod_template_hash=True``)."""
+    a Rollout's ``analysis.args`` with ``pod_template_hash=True``). Unsupported fields are
+    noted in ``found`` for the caller to report with the document's others; without it, they
+    are reported here, all at once."""
+    if found is None:
+        own = UnsupportedFields(manifest)
+        parsed = parse_arguments(manifest, path, pod_template_hash=pod_template_hash, found=own)
+        own.raise_if_any()
+        return parsed
     raw = value_at(manifest.body, path)
     if raw is None:
         return ()
@@ -83,7 +94,7 @@ def parse_arguments(
         where = (*path, index)
         if not isinstance(item, dict):
             raise manifest.error(where, f"expected a mapping with a name, got {type_name(item)}")
-        check_keys(manifest, where, item, ("name", "value", "valueFrom"))
+        found.check_keys(where, item, ("name", "value", "valueFrom"))
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise manifest.error((*where, "name"), "required: a non-empty string")
@@ -93,7 +104,7 @@ def parse_arguments(
                 (*where, "value"),
                 f"expected a string (quote it: '{json.dumps(value)}'), got {type_name(value)}",
             )
-        value_from = _parse_value_from(manifest, where, item.get("valueFrom"), pod_template_hash)
+        value_from = _parse_value_from(found, where, item.get("valueFrom"), pod_template_hash)
         if value is not None and value_from is not None:
             raise manifest.error(where, f"arg {name} has both Value and ValueFrom fields")
         args.append(Argument(name, value, value_from))
@@ -101,15 +112,19 @@ def parse_arguments(
 
 
 def _parse_value_from(
-    manifest: Manifest, where: tuple[str | int, ...], raw: object, pod_template_hash: bool
+    found: UnsupportedFields, where: tuple[str | int, ...], raw: object, pod_template_hash: bool
 ) -> ValueFrom | None:
+    manifest = found.manifest
     if raw is None:
         return None
     at = (*where, "valueFrom")
     if not isinstance(raw, dict):
         raise manifest.error(at, f"expected a mapping, got {type_name(raw)}")
     allowed = ("podTemplateHashValue", "fieldRef") if pod_template_hash else ("fieldRef",)
-    check_keys(manifest, at, raw, allowed)
+    found.check_keys(at, raw, allowed)
+    raw = {key: value for key, value in raw.items() if key in allowed}
+    if not raw:
+        return None  # only unsupported keys: reported with the others
     if len(raw) != 1:
         raise manifest.error(at, f"expected exactly one of {', '.join(allowed)}")
     if "podTemplateHashValue" in raw:
@@ -123,7 +138,7 @@ def _parse_value_from(
     field_ref = raw["fieldRef"]
     if not isinstance(field_ref, dict):
         raise manifest.error((*at, "fieldRef"), f"expected a mapping, got {type_name(field_ref)}")
-    check_keys(manifest, (*at, "fieldRef"), field_ref, ("fieldPath",))
+    found.check_keys((*at, "fieldRef"), field_ref, ("fieldPath",))
     field_path = field_ref.get("fieldPath")
     if not isinstance(field_path, str) or not field_path:
         raise manifest.error((*at, "fieldRef", "fieldPath"), "required: a non-empty string")

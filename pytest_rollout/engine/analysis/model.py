@@ -31,8 +31,9 @@ from pytest_rollout.engine.analysis.args import (
     substitute_all,
 )
 from pytest_rollout.engine.analysis.durations import DurationError, parse_go_duration
-from pytest_rollout.engine.analysis.fields import check_keys, unsupported
+from pytest_rollout.engine.analysis.fields import UnsupportedFields
 from pytest_rollout.engine.analysis.jsonpath import JsonPath, JsonPathError, compile_jsonpath
+from pytest_rollout.engine.analysis.structure import PROVIDERS, check_structure
 from pytest_rollout.engine.expr import ExprError, compile_condition
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import FieldPath, Manifest, display_path, format_field_path, type_name
@@ -50,30 +51,6 @@ WebMethod = Literal["GET", "POST", "PUT"]
 WEB_METHODS: tuple[WebMethod, ...] = ("GET", "POST", "PUT")
 RESTART_POLICIES = ("OnFailure", "Never")
 
-_SPEC_FIELDS = ("args", "metrics")
-_METRIC_FIELDS = (
-    "name",
-    "interval",
-    "initialDelay",
-    "count",
-    "successCondition",
-    "failureCondition",
-    "failureLimit",
-    "inconclusiveLimit",
-    "consecutiveErrorLimit",
-    "provider",
-)
-_PROVIDERS = ("prometheus", "web", "job")
-_PROMETHEUS_FIELDS = ("address", "query", "timeout")
-_WEB_FIELDS = ("url", "method", "headers", "body", "jsonBody", "timeoutSeconds", "jsonPath")
-_HEADER_FIELDS = ("key", "value")
-_JOB_FIELDS = ("spec", "metadata")
-_OBJECT_META_FIELDS = ("labels", "annotations")
-_JOB_SPEC_FIELDS = ("template", "backoffLimit")
-_POD_TEMPLATE_FIELDS = ("metadata", "spec")
-_POD_SPEC_FIELDS = ("containers", "restartPolicy")
-_CONTAINER_FIELDS = ("name", "image", "command", "args", "env", "workingDir")
-_ENV_FIELDS = ("name", "value")
 _GO_ATOI = re.compile(r"[+-]?[0-9]+")
 
 
@@ -208,24 +185,20 @@ class AnalysisTemplate:
                 ("apiVersion",), f"expected {API_VERSION!r}, got {manifest.api_version!r}"
             )
         body = manifest.body
-        for key in body:
-            if key not in ("apiVersion", "kind", "metadata", "spec"):
-                raise unsupported(manifest, (str(key),), ("apiVersion", "kind", "metadata", "spec"))
-        spec = body.get("spec")
-        if not isinstance(spec, dict):
-            raise manifest.error(("spec",), "required: a mapping with metrics")
-        check_keys(manifest, ("spec",), spec, _SPEC_FIELDS)
-        args = parse_arguments(manifest, ("spec", "args"), pod_template_hash=False)
-        raw_metrics = spec.get("metrics")
-        if not isinstance(raw_metrics, list) or not raw_metrics:
-            raise manifest.error(("spec", "metrics"), "no metrics specified")
+        found = UnsupportedFields(manifest)
+        try:
+            spec = check_structure(found, body)
+            args = parse_arguments(manifest, ("spec", "args"), pod_template_hash=False, found=found)
+        except ConfigError as exc:
+            error = found.error(exc) or exc
+            if error is exc:
+                raise
+            raise error from exc
+        found.raise_if_any()
         metrics: list[MetricTemplate] = []
         seen: dict[str, int] = {}
-        for index, raw in enumerate(raw_metrics):
+        for index, raw in enumerate(spec["metrics"]):
             path = ("spec", "metrics", index)
-            if not isinstance(raw, dict):
-                raise manifest.error(path, "expected a mapping with name and provider")
-            _check_metric_structure(manifest, path, raw)
             try:
                 _MetricReader(raw, loading=True).read()
             except MetricSpecError as exc:
@@ -293,90 +266,6 @@ def _freeze(raw: Mapping[str, Any]) -> Mapping[str, Any]:
 def _located(manifest: Manifest, path: tuple[str | int, ...], exc: MetricSpecError) -> ConfigError:
     where = f"{display_path(manifest.origin.path)}:{manifest.line_of((*path, *exc.path))}"
     return ConfigError(f"{where}: {manifest.ref}: {format_field_path(path)}: {exc.reason}")
-
-
-# --------------------------------------------------------------------------------------------
-# Structure: which fields exist (checked once, at load)
-
-
-def _mapping_at(
-    manifest: Manifest, path: tuple[str | int, ...], value: object, required: bool = False
-) -> Mapping[str, Any] | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, dict):
-        raise manifest.error(path, "expected a mapping")
-    return value
-
-
-def _check_metric_structure(
-    manifest: Manifest, path: tuple[str | int, ...], raw: Mapping[str, Any]
-) -> None:
-    check_keys(manifest, path, raw, _METRIC_FIELDS)
-    provider = _mapping_at(manifest, (*path, "provider"), raw.get("provider"))
-    if provider is None:
-        return
-    where = (*path, "provider")
-    check_keys(manifest, where, provider, _PROVIDERS)
-    if (
-        prometheus := _mapping_at(manifest, (*where, "prometheus"), provider.get("prometheus"))
-    ) is not None:
-        check_keys(manifest, (*where, "prometheus"), prometheus, _PROMETHEUS_FIELDS)
-    if (web := _mapping_at(manifest, (*where, "web"), provider.get("web"))) is not None:
-        check_keys(manifest, (*where, "web"), web, _WEB_FIELDS)
-        headers = web.get("headers")
-        if isinstance(headers, list):
-            for index, header in enumerate(headers):
-                at = (*where, "web", "headers", index)
-                entry = _mapping_at(manifest, at, header, required=True)
-                assert entry is not None
-                check_keys(manifest, at, entry, _HEADER_FIELDS)
-    if (job := _mapping_at(manifest, (*where, "job"), provider.get("job"))) is not None:
-        _check_job_structure(manifest, (*where, "job"), job)
-
-
-def _check_job_structure(
-    manifest: Manifest, path: tuple[str | int, ...], job: Mapping[str, Any]
-) -> None:
-    check_keys(manifest, path, job, _JOB_FIELDS)
-    if (meta := _mapping_at(manifest, (*path, "metadata"), job.get("metadata"))) is not None:
-        check_keys(manifest, (*path, "metadata"), meta, _OBJECT_META_FIELDS)
-    spec = _mapping_at(manifest, (*path, "spec"), job.get("spec"))
-    if spec is None:
-        return
-    check_keys(manifest, (*path, "spec"), spec, _JOB_SPEC_FIELDS)
-    template_path = (*path, "spec", "template")
-    template = _mapping_at(manifest, template_path, spec.get("template"))
-    if template is None:
-        return
-    check_keys(manifest, template_path, template, _POD_TEMPLATE_FIELDS)
-    if (
-        meta := _mapping_at(manifest, (*template_path, "metadata"), template.get("metadata"))
-    ) is not None:
-        check_keys(manifest, (*template_path, "metadata"), meta, _OBJECT_META_FIELDS)
-    pod = _mapping_at(manifest, (*template_path, "spec"), template.get("spec"))
-    if pod is None:
-        return
-    check_keys(manifest, (*template_path, "spec"), pod, _POD_SPEC_FIELDS)
-    containers = pod.get("containers")
-    if not isinstance(containers, list):
-        return
-    if len(containers) > 1:
-        raise unsupported(
-            manifest, (*template_path, "spec", "containers", 1), ("one container per Job",)
-        )
-    for index, container in enumerate(containers):
-        at = (*template_path, "spec", "containers", index)
-        entry = _mapping_at(manifest, at, container, required=True)
-        assert entry is not None
-        check_keys(manifest, at, entry, _CONTAINER_FIELDS)
-        env = entry.get("env")
-        if isinstance(env, list):
-            for env_index, variable in enumerate(env):
-                env_at = (*at, "env", env_index)
-                env_entry = _mapping_at(manifest, env_at, variable, required=True)
-                assert env_entry is not None
-                check_keys(manifest, env_at, env_entry, _ENV_FIELDS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,7 +432,7 @@ class _MetricReader:
             raise MetricSpecError("no provider specified", ("provider",))
         if not isinstance(raw, dict):
             raise _invalid(("provider",), f"expected a mapping, got {type_name(raw)}")
-        present = [name for name in _PROVIDERS if raw.get(name) is not None]
+        present = [name for name in PROVIDERS if raw.get(name) is not None]
         if not present:
             raise MetricSpecError("no provider specified", ("provider",))
         if len(present) > 1:
@@ -706,7 +595,6 @@ class _MetricReader:
                 value = variable.get("value")
                 if value is not None and not isinstance(value, str):
                     raise _invalid((*at, "value"), f"expected a string, got {type_name(value)}")
-        self._string(container, "workingDir", at=path)
 
 
 def _invalid(path: FieldPath, message: str) -> MetricSpecError:

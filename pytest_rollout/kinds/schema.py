@@ -487,8 +487,8 @@ def run(experiment: Experiment, spec: ExperimentSpec) -> None:
             abort_requested_at = epoch_now()
             live.note(
                 "AbortRequested",
-                f"abort through the Rollout's handle (the runbook's action) after {reached} "
-                "writes acknowledged by the release",
+                f"operator abort (the runbook's abort, through the Rollout's handle) after "
+                f"{reached} writes acknowledged by the release",
                 at=abort_requested_at,
             )
             live.handle.abort()

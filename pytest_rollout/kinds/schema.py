@@ -37,16 +37,18 @@ stays on)::
     after_rollback  = 10               # seconds of load after the rollback
     min_requests_after_rollback = 1000 # fewer: inconclusive
 
-``expect = "safe"`` passes when, from the release to the end, no request failed (``errors``),
-no acknowledged write is lost (``acknowledged_writes_lost``), the rollback target read back
-writes of the release (``writes_by_new_version_read_after_rollback`` > 0, by the final
-read-back) and nothing failed after the rollback. ``expect = "broken"`` passes when the stable
-version's requests failed once the migration ran (``errors_stable_after_migration`` > 0) and
-requests still failed after the rollback (``errors_after_rollback`` > 0): the rollback does not
-undo a migration the rollback target cannot run on. Either is *inconclusive*, never passed,
-when the generator fell behind, the schema never changed, the release did not reach
-``min_new_writes`` within ``timeout``, the Rollout recorded no abort, or fewer than
-``min_requests_after_rollback`` requests followed the rollback.
+``expect = "safe"`` passes when, from the release to the end, no request failed (``errors``,
+so ``errors_after_rollback`` is 0 too), no acknowledged write is lost
+(``acknowledged_writes_lost``), and the rollback target read back writes of the release
+(``writes_by_new_version_read_after_rollback`` > 0, counted by the final read-back).
+``expect = "broken"`` passes when the stable version's requests failed once the migration ran
+(``errors_stable_after_migration`` > 0) and requests still failed after the rollback
+(``errors_after_rollback`` > 0): the rollback does not undo a migration the rollback target
+cannot run on. Either is *inconclusive*, never passed, when the generator fell behind, the
+schema never changed, the release did not reach ``min_new_writes`` within ``timeout``, fewer
+than ``min_requests_after_rollback`` requests followed the rollback, or the read-back reached
+another version than the stable one. It fails when the Rollout recorded no ``RolloutAborted``
+after the operator's abort.
 """
 
 from __future__ import annotations
@@ -336,15 +338,10 @@ class SchemaOutcome:
                 f"({len(self.new_version_writes):,} by the release); {after:,} errors after "
                 f"the rollback"
             )
-        first = self.first_error_s()
-        when = ""
-        if first is not None:
-            side = "after" if first >= 0 else "before"
-            when = f" (the first {abs(first):.1f}s {side} the first read showing the migration)"
         return (
-            f"{self.errors_stable_after_migration():,} stable-version failures once the schema "
-            f"migrated{when}; {after:,} errors after the rollback; {lost:,} of "
-            f"{len(self.acknowledged):,} acknowledged writes unreadable"
+            f"{self.errors_stable_after_migration():,} stable-version failures from the "
+            f"migration on; {after:,} errors after the rollback; {lost:,} of "
+            f"{len(self.acknowledged):,} acknowledged writes lost"
         )
 
 
@@ -384,6 +381,8 @@ def check_observed(outcome: SchemaOutcome, *, min_requests_after_rollback: int) 
 
 
 def check_safe(outcome: SchemaOutcome) -> None:
+    """No failure from the release on (so none after the rollback either), no write lost, and
+    writes of the release read back by the rollback target."""
     run = outcome.run
     run.assert_no_errors()
     lost = outcome.lost
@@ -399,12 +398,6 @@ def check_safe(outcome: SchemaOutcome) -> None:
             f"{run.label}: none of the release's {len(outcome.new_version_writes):,} "
             f"acknowledged writes was read back by the stable version after the rollback "
             f"(read-back answered by {outcome.read_back_by_version()})"
-        )
-    after = outcome.errors_after_rollback()
-    if after:
-        raise AssertionError(
-            f"{run.label}: {after:,} of {outcome.requests_after_rollback():,} requests failed "
-            f"after the rollback (expected 0)"
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ class LiveRelease:
         timeout: float,
         progress: ProgressSink | None = None,
         sample_resources: bool = False,
+        strategy: str | None = None,
         on_finish: Callable[[ReleaseRun], None] | None = None,
     ) -> None:
         self.experiment = experiment
@@ -188,6 +190,7 @@ class LiveRelease:
         self._max_duration = max_duration
         self._progress = progress
         self._sample_resources = sample_resources
+        self.strategy = strategy
         self._on_finish = on_finish
         self._load: BackgroundLoad | None = None
         self._handle: RolloutHandle | None = None
@@ -358,10 +361,14 @@ class LiveRelease:
         return versions
 
     def _sample_loop(self) -> None:
+        # Samples are due by the clock, every SAMPLE_INTERVAL, whatever a sample took; one that
+        # overran is followed at once by the next, without a burst to catch up.
         try:
+            due = time.monotonic()
             while True:
                 self._sample()
-                if self._stop.wait(SAMPLE_INTERVAL):
+                due = max(due + SAMPLE_INTERVAL, time.monotonic())
+                if self._stop.wait(due - time.monotonic()):
                     return
         except BaseException as exc:  # surfaced by the test thread's next wait or finish()
             self._sampler_error = exc
@@ -433,6 +440,8 @@ class LiveRelease:
         )
         runs = handle.analysis_runs() if handle is not None else []
         extra: dict[str, Any] = {}
+        if self.strategy is not None:
+            extra["strategy"] = self.strategy
         if self.resources:
             extra["resources"] = [
                 {

@@ -88,6 +88,7 @@ def test_the_repository_config_loads_with_every_release_variant() -> None:
         "basic-canary",
         "blue-green",
         "strategy-cost-canary",
+        "strategy-cost-canary-default",
         "strategy-cost-blue-green",
         "strategy-cost-rolling",
     }

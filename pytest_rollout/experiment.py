@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,13 @@ class Experiment:
         namespace: Namespace | None = None,
         resources: bool = False,
         label: str | None = None,
+        strategy: str | None = None,
     ) -> LiveRelease:
         """Deploy ``manifests`` into a new namespace (or ``namespace``), put load on the route
         and release ``variant``; return the release in progress, for an experiment that acts
-        on it (promote, abort) before :meth:`LiveRelease.finish`."""
+        on it (promote, abort) before :meth:`LiveRelease.finish`. ``resources``: sample the
+        namespace's pods and memory during the release; ``strategy``: the name the report
+        gives the run's pods and memory."""
         chosen = self.variant(variant) if isinstance(variant, str) else variant
         manifest_set, set_label = self._manifest_set(manifests)
         target = resolve_target(manifest_set, workload=workload, route=route, set_name=set_label)
@@ -114,6 +118,7 @@ class Experiment:
             timeout=timeout,
             progress=self._progress,
             sample_resources=resources,
+            strategy=strategy,
             on_finish=self.runs.append,
         )
         self._live.append(live)
@@ -137,6 +142,7 @@ class Experiment:
         namespace: Namespace | None = None,
         resources: bool = False,
         label: str | None = None,
+        strategy: str | None = None,
     ) -> ReleaseRun:
         """Release ``variant`` under load and take no action: wait until the workload settles
         (a Rollout: Healthy or Degraded, or the phases ``until``; a Deployment: rolled out),
@@ -152,6 +158,7 @@ class Experiment:
             namespace=namespace,
             resources=resources,
             label=label,
+            strategy=strategy,
         ) as live:
             live.wait_settled(phases)
             return live.finish(tail=tail)
@@ -172,12 +179,15 @@ class Experiment:
         for live in self._live:
             live.close()
         self._attach_runs()
-        errors: list[BaseException] = []
-        for namespace in self.namespaces:
-            try:
-                close_namespace(namespace, passed=passed, capture_dir=capture_dir)
-            except Exception as exc:  # every namespace is deleted; the first error is raised
-                errors.append(exc)
+        # At once: each deletion mostly waits out its pods' grace periods. Every namespace is
+        # deleted; the first error (in creation order) is raised.
+        workers = max(len(self.namespaces), 1)
+        with ThreadPoolExecutor(workers, thread_name_prefix="pytest-rollout-delete") as pool:
+            deletions = [
+                pool.submit(close_namespace, namespace, passed=passed, capture_dir=capture_dir)
+                for namespace in self.namespaces
+            ]
+        errors = [error for done in deletions if (error := done.exception()) is not None]
         if errors:
             raise errors[0]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,13 @@ from typing import Any, Protocol
 import httpx
 
 from pytest_rollout._wait import wait_for
-from pytest_rollout.backends.base import Namespace, ResourceSample, RolloutHandle, RolloutView
+from pytest_rollout.backends.base import (
+    EventView,
+    Namespace,
+    ResourceSample,
+    RolloutHandle,
+    RolloutView,
+)
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.config import ServingCheck, Variant
 from pytest_rollout.engine.rollout_model import SetWeight, parse_rollout
@@ -167,6 +174,7 @@ class LiveRelease:
         timeout: float,
         progress: ProgressSink | None = None,
         sample_resources: bool = False,
+        strategy: str | None = None,
         on_finish: Callable[[ReleaseRun], None] | None = None,
     ) -> None:
         self.experiment = experiment
@@ -182,6 +190,7 @@ class LiveRelease:
         self._max_duration = max_duration
         self._progress = progress
         self._sample_resources = sample_resources
+        self.strategy = strategy
         self._on_finish = on_finish
         self._load: BackgroundLoad | None = None
         self._handle: RolloutHandle | None = None
@@ -194,6 +203,7 @@ class LiveRelease:
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
         self._sampler_error: BaseException | None = None
+        self._notes: list[EventView] = []
 
     # -- the procedure -----------------------------------------------------------------------
 
@@ -326,6 +336,12 @@ class LiveRelease:
     def status(self) -> RolloutView | None:
         return self._handle.status() if self._handle is not None else None
 
+    def note(self, reason: str, message: str, *, at: float, type: str = "Normal") -> None:
+        """Add an event of the experiment's own — an instant it observed, an action it took —
+        to the run's events (``events.log``, the timeline), among the workload's by time.
+        Notes taken after :meth:`finish` are not in its run."""
+        self._notes.append(EventView(at, type, reason, message, "Experiment", self.experiment))
+
     # -- internals ---------------------------------------------------------------------------
 
     def _require_load(self) -> BackgroundLoad:
@@ -345,10 +361,14 @@ class LiveRelease:
         return versions
 
     def _sample_loop(self) -> None:
+        # Samples are due by the clock, every SAMPLE_INTERVAL, whatever a sample took; one that
+        # overran is followed at once by the next, without a burst to catch up.
         try:
+            due = time.monotonic()
             while True:
                 self._sample()
-                if self._stop.wait(SAMPLE_INTERVAL):
+                due = max(due + SAMPLE_INTERVAL, time.monotonic())
+                if self._stop.wait(due - time.monotonic()):
                     return
         except BaseException as exc:  # surfaced by the test thread's next wait or finish()
             self._sampler_error = exc
@@ -415,9 +435,13 @@ class LiveRelease:
         assert self.settled_at is not None
         handle = self._handle
         view = handle.status() if handle is not None else None
-        events = handle.events() if handle is not None else self.namespace.events()
+        events = _with_notes(
+            handle.events() if handle is not None else self.namespace.events(), self._notes
+        )
         runs = handle.analysis_runs() if handle is not None else []
         extra: dict[str, Any] = {}
+        if self.strategy is not None:
+            extra["strategy"] = self.strategy
         if self.resources:
             extra["resources"] = [
                 {
@@ -466,6 +490,15 @@ def _covers(log: TrafficLog, instant: float) -> bool:
     """Whether ``log`` has a completed request sent at or after ``instant``."""
     records = log.records
     return bool(records) and records[-1].sent >= instant
+
+
+def _with_notes(events: Sequence[EventView], notes: Sequence[EventView]) -> list[EventView]:
+    """``events`` in their own order, each note before the first event later than it."""
+    merged = list(events)
+    for note in sorted(notes, key=lambda e: e.timestamp):
+        index = next((i for i, e in enumerate(merged) if e.timestamp > note.timestamp), len(merged))
+        merged.insert(index, note)
+    return merged
 
 
 def _errors_by_version(log: TrafficLog, since: float | None) -> dict[str, int]:

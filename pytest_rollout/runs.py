@@ -21,7 +21,7 @@ from pytest_rollout.backends.base import (
 )
 from pytest_rollout.config import Variant
 from pytest_rollout.errors import InconclusiveError
-from pytest_rollout.load import TrafficLog
+from pytest_rollout.load import RequestRecord, TrafficLog
 
 ABORTED = "RolloutAborted"
 COMPLETED = "RolloutCompleted"
@@ -198,6 +198,22 @@ class ReleaseRun:
     def failure_count(self, start: float | None = None, end: float | None = None) -> int:
         return sum(self.failures(start, end).values())
 
+    def failed_requests(
+        self, start: float | None = None, end: float | None = None
+    ) -> list[RequestRecord]:
+        """The requests of the window that failed client-visibly, in the order sent."""
+        return [r for r in self.log.in_window(start, end) if is_client_failure(r)]
+
+    def failures_by_version(
+        self, start: float | None = None, end: float | None = None
+    ) -> dict[str, int]:
+        """Client-visible failures by the version that answered (``none``: no answer)."""
+        counts: dict[str, int] = {}
+        for record in self.failed_requests(start, end):
+            key = record.version or "none"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     # -- the Rollout's story -----------------------------------------------------------------
 
     def first_event(self, reason: str) -> EventView | None:
@@ -333,7 +349,7 @@ class ReleaseRun:
             raise AssertionError(
                 f"{self.label}: {sum(failures.values()):,} of {total:,} requests after the "
                 f"release failed (expected 0): {failures}; by version: "
-                f"{self._failures_by_version()}{self._context()}"
+                f"{self.failures_by_version(self.released_at, None)}{self._context()}"
             )
 
     def assert_contained(self, max_share: float | None = None) -> BlastRadius:
@@ -459,14 +475,6 @@ class ReleaseRun:
     def _phase(self) -> str:
         return self.view.phase if self.view is not None else "unknown"
 
-    def _failures_by_version(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for record in self.log.in_window(self.released_at, None):
-            if record.error is not None or (record.status or 0) >= 500:
-                key = record.version or "none"
-                counts[key] = counts.get(key, 0) + 1
-        return counts
-
     def _context(self) -> str:
         lines = self.event_lines()
         phases = self.metric_phases()
@@ -476,6 +484,11 @@ class ReleaseRun:
         if lines:
             parts.append("events:\n  " + "\n  ".join(lines))
         return ("\n" + "\n".join(parts)) if parts else ""
+
+
+def is_client_failure(record: RequestRecord) -> bool:
+    """Whether the client saw the request fail: a 5xx answer, or none at all."""
+    return record.error is not None or (record.status or 0) >= 500
 
 
 def thresholds(*conditions: str) -> list[float]:

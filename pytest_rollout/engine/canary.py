@@ -12,45 +12,36 @@ exactly as ``kubectl argo rollouts`` does; the next :func:`step` acts on them.
 With ``trafficRouting`` the router's weight is exact and the canary is sized by it; without it
 (the basic canary) the weight is approximated by replica counts, and traffic follows the
 pods: a Service selecting every pod of the Rollout spreads requests over both ReplicaSets.
+With ``dynamicStableScale`` the stable is sized by its share of traffic too, and the weight
+waits for the stable's pods on the way back (:mod:`.traffic_weights`).
 
 Followed (argoproj/argo-rollouts): ``rollout/canary.go`` (rolloutCanary, reconcileCanaryPause,
-completedCurrentCanaryStep, syncRolloutStatusCanary, scaleDownOldReplicaSetsForCanary,
-reconcileCanaryReplicaSets), ``rollout/sync.go`` (shouldFullPromote, promoteStable,
-resetRolloutStatus), ``rollout/trafficrouting.go`` (reconcileTrafficRouting,
+completedCurrentCanaryStep, syncRolloutStatusCanary), ``rollout/sync.go`` (shouldFullPromote,
+promoteStable, resetRolloutStatus), ``rollout/trafficrouting.go`` (reconcileTrafficRouting,
 calculateWeightStatus), ``rollout/analysis.go`` (reconcileAnalysisRuns,
 reconcileStepBasedAnalysisRun, reconcileBackgroundAnalysisRun), ``rollout/pause.go``
-(CompletedCanaryPauseStep), ``rollout/replicaset.go`` (reconcileNewReplicaSet,
-shouldDelayScaleDownOnAbort, scaleDownDelayHelper, isReplicaSetReferenced),
-``rollout/service.go`` (reconcileStableAndCanaryService, ensureSVCTargets),
-``utils/replicaset/canary.go`` (AtDesiredReplicaCountsForCanary), ``utils/conditions/
-conditions.go`` (RolloutHealthy) and ``pkg/kubectl-argo-rollouts/cmd/promote``. What both
-strategies share is in :mod:`.reconciler` and :mod:`.status`.
+(CompletedCanaryPauseStep), ``rollout/service.go`` (reconcileStableAndCanaryService,
+ensureSVCTargets), ``utils/conditions/conditions.go`` (RolloutHealthy) and
+``pkg/kubectl-argo-rollouts/cmd/promote``. The ReplicaSets' sizes are
+:mod:`.canary_scaling`'s; what both strategies share is in :mod:`.reconciler` and
+:mod:`.status`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 
 from pytest_rollout.engine import events as ev
 from pytest_rollout.engine.analysis.phases import AnalysisPhase
-from pytest_rollout.engine.reconciler import AFTER, Counts, Reconciler
+from pytest_rollout.engine.canary_scaling import CanaryScaling
+from pytest_rollout.engine.reconciler import AFTER, Counts
 from pytest_rollout.engine.replicas import (
-    CanaryPosition,
-    ReplicaCounts,
-    ReplicaSetSize,
-    basic_canary_replica_counts,
-    canary_replicas_or_weight,
     current_set_weight,
     current_step,
-    resolve_max_surge,
-    resolve_max_unavailable,
-    traffic_routed_replica_counts,
 )
 from pytest_rollout.engine.rollout_model import (
     AnalysisStep,
     CanaryStep,
-    CanaryStrategy,
     Pause,
     Rollout,
     SetCanaryScale,
@@ -77,6 +68,12 @@ from pytest_rollout.engine.status import (
     calculate_phase,
     promote_full,
     retry,
+)
+from pytest_rollout.engine.traffic_weights import (
+    rolling_back_from,
+    stable_can_take,
+    weight_on_abort_or_rollback,
+    weight_on_promote_full,
 )
 from pytest_rollout.errors import RolloutError
 
@@ -142,37 +139,8 @@ def _next_index(steps: tuple[CanaryStep, ...], index: int | None) -> int:
     return current + 1 if current < len(steps) else current
 
 
-class _CanaryReconciler(Reconciler):
-    def __init__(
-        self,
-        status: RolloutStatus,
-        rollout: Rollout,
-        canary: CanaryStrategy,
-        observations: Observations,
-        now: float,
-    ) -> None:
-        super().__init__(status, rollout, observations, now)
-        self.canary = canary
-        self.steps = canary.steps
-        self.traffic_routed = canary.traffic_routing is not None
-        # Argo decides step completion on the ReplicaSets as they were when it started.
-        self.initial_sets = dict(self.sets)
-        self.weights = status.weights
-        self.stable_selector = status.stable_selector
-        self.canary_selector = status.canary_selector
-        self.step_run = self.observed(status.step_run)
-        self.background_run = self.observed(status.background_run)
-        self.position = CanaryPosition(
-            steps=self.steps,
-            step_index=status.current_step_index,
-            stable_hash=status.stable_rs,
-            current_hash=status.current_pod_hash,
-            aborted=status.abort,
-            promote_full=status.promote_full,
-        )
-
-    def _abort_scale_down_disabled(self) -> bool:
-        return self.canary.abort_scale_down_delay is None
+class _CanaryReconciler(CanaryScaling):
+    """One pass of the canary controller; the ReplicaSets' sizes are :class:`CanaryScaling`'s."""
 
     # -- the pass --
 
@@ -213,6 +181,10 @@ class _CanaryReconciler(Reconciler):
             # at the stable in reconcileTrafficRouting, within the same pass; only the second
             # switch is kept (one SwitchService event, the same selector in the end).
             return
+        if self._rolling_back_from() is not None:
+            # Back on the stable template with an undersized stable: the canary Service stays
+            # on the previous canary until the stable can take its traffic.
+            return
         self.canary_selector = self._ensure_targets(
             self.canary.canary_service, self.canary_selector, self.new_rs
         )
@@ -238,21 +210,30 @@ class _CanaryReconciler(Reconciler):
         prev = self.prev
         new, stable = self.new_rs, self.stable_rs
         _, index = current_step(self.steps, prev.current_step_index)
+        canary_hash = new.pod_hash if new is not None else ""
         desired = 0
-        if prev.stable_rs == prev.current_pod_hash:
+        previous_canary = self._rolling_back_from()
+        if previous_canary is not None:
+            # Balance the previous canary against the stable, not the stable against itself.
+            desired = self._weight_on_abort_or_rollback()
+            canary_hash = previous_canary
+        elif prev.stable_rs == prev.current_pod_hash:
             desired = 0
         elif self.pause.aborted:
-            desired = 0
-            if stable is not None:
+            desired = self._weight_on_abort_or_rollback()
+            if stable is not None and (desired == 0 or not self.dynamic):
                 self.canary_selector = self.switch_service(
                     self.canary.canary_service, self.canary_selector, stable.pod_hash
                 )
         elif new is None or self.pods(new.pod_hash).available == 0:
             desired = 0
         elif prev.promote_full:
-            desired = prev.weights.canary if prev.weights is not None else 0
+            if self.dynamic:
+                desired = weight_on_promote_full(self.replicas, self.pods(new.pod_hash).available)
+            else:
+                desired = prev.weights.canary if prev.weights is not None else 0
         elif index is not None:
-            if not self._at_desired_replica_counts():
+            if not self._at_desired_replica_counts(None):
                 # The new ReplicaSet is not ready for a new weight: keep the previous one.
                 desired = next(
                     (s.weight for s in reversed(self.steps[:index]) if isinstance(s, SetWeight)), 0
@@ -261,9 +242,12 @@ class _CanaryReconciler(Reconciler):
                 desired = current_set_weight(self.position)
             else:
                 desired = 100
+        stable_size = self._size(stable) if stable is not None else None
+        if not stable_can_take(stable_size, 100 - desired, self.replicas):
+            return  # the router keeps its weights until the stable has the pods
         weights = TrafficWeights(
             canary=desired,
-            canary_hash=new.pod_hash if new is not None else "",
+            canary_hash=canary_hash,
             stable_hash=stable.pod_hash if stable is not None else "",
         )
         if weights != prev.weights:
@@ -271,183 +255,20 @@ class _CanaryReconciler(Reconciler):
             self.emit(ev.traffic_weight_updated(previous, desired, at=self.now))
             self.weights = weights
 
-    # -- replica counts --
-
-    def _desired_counts(self, sets: Mapping[str, ReplicaSetState]) -> ReplicaCounts:
-        if self.traffic_routed:
-            return traffic_routed_replica_counts(
-                self.replicas,
-                self.position,
-                abort_scale_down_disabled=self._abort_scale_down_disabled(),
-            )
-        _, weight = canary_replicas_or_weight(self.position, traffic_routed=False)
-        surge = resolve_max_surge(self.canary.max_surge, self.canary.max_unavailable, self.replicas)
-        unavailable = resolve_max_unavailable(
-            self.canary.max_surge, self.canary.max_unavailable, self.replicas
-        )
-        new = sets.get(self.desired_hash)
-        stable = sets.get(self.prev.stable_rs) if self.prev.stable_rs else None
-        others = [
-            self._size(rs)
-            for pod_hash, rs in sets.items()
-            if pod_hash not in (self.desired_hash, self.prev.stable_rs)
-        ]
-        return basic_canary_replica_counts(
-            self.replicas,
-            weight,
-            surge=surge,
-            unavailable=unavailable,
-            new=self._size(new) if new is not None else None,
-            stable=self._size(stable) if stable is not None else None,
-            stable_is_new=stable is not None
-            and new is not None
-            and stable.pod_hash == new.pod_hash,
-            others=others,
-        )
-
-    def _size(self, rs: ReplicaSetState) -> ReplicaSetSize:
-        return ReplicaSetSize(rs.replicas, self.pods(rs.pod_hash).available)
-
-    def _at_desired_replica_counts(self) -> bool:
-        """``AtDesiredReplicaCountsForCanary`` on the ReplicaSets as the pass found them."""
-        sets = self.initial_sets
-        counts = self._desired_counts(sets)
-        new = sets.get(self.desired_hash)
-        if new is None or not (counts.canary == new.replicas == self.pods(new.pod_hash).available):
-            return False
-        stable = sets.get(self.prev.stable_rs) if self.prev.stable_rs else None
-        if stable is None or not (
-            counts.stable == stable.replicas == self.pods(stable.pod_hash).replicas
-        ):
-            return False
-        if not self.traffic_routed:
-            # A basic canary serves from every pod: older ReplicaSets must be drained.
-            others = (h for h in sets if h not in (self.desired_hash, self.prev.stable_rs))
-            if sum(self.pods(h).available for h in others) != 0:
-                return False
-        return True
-
-    def _should_delay_scale_down_on_abort(self) -> bool:
-        return (
-            self.pause.aborted
-            and self.stable_rs is not None
-            and self.traffic_routed
-            and self.canary.abort_scale_down_delay is not None
-        )
-
-    def _scale(self, rs: ReplicaSetState, replicas: int) -> bool:
-        return self.scale(rs, replicas, keep_deadline=self._should_delay_scale_down_on_abort())
-
-    def _reconcile_replica_sets(self) -> None:
-        if any(c.reason == PauseReason.INCONCLUSIVE_ANALYSIS for c in self.prev.pause_conditions):
-            return
-        self._remove_scale_down_deadlines()
-        new, stable = self.new_rs, self.stable_rs
-        counts = self._desired_counts(self.sets)
-        stable_is_separate = stable is not None and (new is None or stable.pod_hash != new.pod_hash)
-        if stable is not None and stable_is_separate and self._scale(stable, counts.stable):
-            return
-        if new is not None:
-            target = self._new_replica_set_target(new, counts.canary)
-            if target is None or self._scale(new, target):
-                return
-        self._scale_down_old_replica_sets()
-
-    def _remove_scale_down_deadlines(self) -> None:
-        new, stable = self.new_rs, self.stable_rs
-        for rs in (new if not self._should_delay_scale_down_on_abort() else None, stable):
-            if rs is not None and rs.scale_down_at is not None:
-                self.sets[rs.pod_hash] = replace(rs, scale_down_at=None)
-
-    def _new_replica_set_target(self, new: ReplicaSetState, desired: int) -> int | None:
-        """The new ReplicaSet's size; None to leave it alone this pass (abort delay)."""
-        aborted_routed = self.pause.aborted and self.traffic_routed and self.stable_rs is not None
-        if aborted_routed and self._abort_scale_down_disabled():
-            # abortScaleDownDelaySeconds: 0 leaves the canary up (Argo's documented table).
-            return new.replicas
-        if not self._should_delay_scale_down_on_abort():
-            return desired
-        if new.scale_down_at is not None:
-            if new.scale_down_at > self.now:
-                self.wake.append(new.scale_down_at)
-                return None
-            return 0
-        delay = self.canary.abort_scale_down_delay
-        stable = self.stable_rs
-        # Annotate only once the stable is back at full strength.
-        stable_back = stable is not None and self.pods(stable.pod_hash).available == self.replicas
-        if delay is not None and stable_back:
-            deadline = self.now + delay
-            self.sets[new.pod_hash] = replace(new, scale_down_at=deadline)
-            self.wake.append(deadline)
-        return None
-
-    def _scale_down_old_replica_sets(self) -> bool:
-        """``reconcileOtherReplicaSets`` / ``scaleDownOldReplicaSetsForCanary``."""
-        current = {self.desired_hash, self.prev.stable_rs}
-        old = [rs for rs in self.sets.values() if rs.pod_hash not in current and rs.replicas > 0]
-        if not old:
-            return False
-        scaled = 0
-        for rs in sorted(old, key=lambda item: item.revision):
-            available = self.pods(rs.pod_hash).available
-            if rs.replicas != available:
-                scaled += rs.replicas - available
-                self._scale(rs, available)
-        available_total = sum(self.pods(pod_hash).available for pod_hash in self.sets)
-        min_available = self.replicas - resolve_max_unavailable(
-            self.canary.max_surge, self.canary.max_unavailable, self.replicas
-        )
-        budget = available_total - min_available
-        if budget <= 0:
-            return scaled > 0
-        old = [self.sets[rs.pod_hash] for rs in old]
-        for rs in sorted(old, key=lambda item: item.revision, reverse=True):
-            if self.traffic_routed and self._referenced(rs):
-                continue
-            if budget <= 0:
-                break
-            if rs.replicas == 0:
-                continue
-            if not self.traffic_routed:
-                target = rs.replicas - budget if rs.replicas > budget else 0
-            elif self.prev.stable_rs == self.prev.current_pod_hash or rs.scale_down_at is not None:
-                target = self._scale_down_delay(rs)
-            else:
-                target = 0  # an intermediate canary nobody routes to
-            if rs.replicas == target:
-                continue
-            budget -= rs.replicas - target
-            scaled += rs.replicas - target
-            self._scale(self.sets[rs.pod_hash], target)
-        return scaled > 0
-
-    def _scale_down_delay(self, rs: ReplicaSetState) -> int:
-        """``scaleDownDelayHelper``: the previous stable stays up for ``scaleDownDelaySeconds``."""
-        delay = self.canary.scale_down_delay
-        if rs.scale_down_at is None:
-            if delay <= 0:
-                return 0
-            deadline = self.now + delay
-            self.sets[rs.pod_hash] = replace(rs, scale_down_at=deadline)
-            self.wake.append(deadline)
-            return rs.replicas
-        if rs.scale_down_at > self.now:
-            self.wake.append(rs.scale_down_at)
-            return rs.replicas
-        return 0
-
-    def _referenced(self, rs: ReplicaSetState) -> bool:
+    def _rolling_back_from(self) -> str | None:
         prev = self.prev
-        references = {
-            prev.stable_rs,
-            prev.current_pod_hash,
-            self.stable_selector,
-            self.canary_selector,
-        }
-        if prev.weights is not None:
-            references |= {prev.weights.canary_hash, prev.weights.stable_hash}
-        return rs.pod_hash in references
+        return rolling_back_from(
+            dynamic_stable_scale=self.dynamic,
+            fully_promoted=prev.stable_rs == prev.current_pod_hash,
+            weighted_canary_hash=prev.weights.canary_hash if prev.weights is not None else None,
+            desired_hash=self.desired_hash,
+            desired_available=self.pods(self.desired_hash).available,
+            replicas=self.replicas,
+        )
+
+    def _weight_on_abort_or_rollback(self) -> int:
+        dynamic = self._dynamic_scale(self.sets, self.prev.weights)
+        return weight_on_abort_or_rollback(self.replicas, self.position, dynamic)
 
     # -- pause steps --
 
@@ -567,7 +388,7 @@ class _CanaryReconciler(Reconciler):
                 and self.now > condition.start_time + seconds
             )
         if isinstance(step_now, SetCanaryScale | SetWeight):
-            return self._at_desired_replica_counts()
+            return self._at_desired_replica_counts(self.weights)
         if isinstance(step_now, AnalysisStep):
             run = self.step_run
             return run is not None and run.phase == AnalysisPhase.SUCCESSFUL

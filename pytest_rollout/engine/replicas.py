@@ -1,14 +1,16 @@
 """Replica math of an Argo Rollouts canary (pure: no clock, no processes).
 
 Followed (argoproj/argo-rollouts): ``utils/replicaset/canary.go`` —
-``CalculateReplicaCountsForTrafficRoutedCanary`` (canary = ``ceil(replicas * weight / 100)``,
-stable stays at full size), ``GetCanaryReplicasOrWeight``, ``GetCurrentSetWeight``,
-``UseSetCanaryScale``, ``GetCurrentCanaryStep``, ``CalculateReplicaCountsForBasicCanary`` with
-``approximateWeightedCanaryStableReplicaCounts``, ``calculateScaleDownReplicaCount``,
-``adjustReplicaWithinLimits`` and ``GetReplicasForScaleDown``; ``utils/replicaset/replicaset.go``
-(``MaxSurge``, ``MaxUnavailable``, ``resolveFenceposts``); ``rollout/replicaset.go``
-(``reconcileNewReplicaSet``: an aborted canary is scaled down once its scale-down deadline has
-passed). ``dynamicStableScale`` and ``minPodsPerReplicaSet`` are outside the supported subset.
+``CalculateReplicaCountsForTrafficRoutedCanary`` (canary = ``ceil(replicas * weight / 100)``;
+the stable stays at full size, or with ``dynamicStableScale`` follows the larger of its desired
+and its actual traffic share), ``GetCanaryReplicasOrWeight``, ``GetDesiredCanaryWeight``,
+``GetCurrentSetWeight``, ``UseSetCanaryScale``, ``GetCurrentCanaryStep``,
+``CalculateReplicaCountsForBasicCanary`` with ``approximateWeightedCanaryStableReplicaCounts``,
+``calculateScaleDownReplicaCount``, ``adjustReplicaWithinLimits`` and
+``GetReplicasForScaleDown``; ``utils/replicaset/replicaset.go`` (``MaxSurge``,
+``MaxUnavailable``, ``resolveFenceposts``); ``rollout/replicaset.go`` (``reconcileNewReplicaSet``:
+an aborted canary is scaled down once its scale-down deadline has passed).
+``minPodsPerReplicaSet`` is outside the supported subset.
 """
 
 from __future__ import annotations
@@ -35,6 +37,17 @@ class CanaryPosition:
     current_hash: str
     aborted: bool = False
     promote_full: bool = False
+
+
+@dataclass(frozen=True)
+class DynamicScale:
+    """What ``dynamicStableScale`` reads beyond the status: the available pods of the current
+    template's and the stable ReplicaSet (None when it does not exist) and the canary's share
+    of traffic as the router has it (None before any weight was set)."""
+
+    new_available: int | None
+    stable_available: int | None
+    canary_weight: int | None
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,29 @@ def current_set_weight(position: CanaryPosition) -> int:
     return 0
 
 
+def desired_canary_weight(
+    position: CanaryPosition, replicas: int, dynamic: DynamicScale | None = None
+) -> int:
+    """``GetDesiredCanaryWeight``: :func:`current_set_weight`, except for an aborted Rollout
+    with dynamic stable scaling, which walks the ``setWeight`` steps back down: the largest one
+    whose canary size is below what the canary still needs (the pods the stable lacks, or the
+    canary's available pods if more), 0 when there is none. The stable grows by one step at a
+    time instead of to full size at once."""
+    if (
+        position.aborted
+        and dynamic is not None
+        and dynamic.new_available is not None
+        and dynamic.stable_available is not None
+    ):
+        needed = max(replicas - dynamic.stable_available, dynamic.new_available)
+        for step in reversed(position.steps):
+            weight = step.weight if isinstance(step, SetWeight) else None
+            if weight is not None and traffic_weight_to_replicas(replicas, weight) < needed:
+                return weight
+        return 0
+    return current_set_weight(position)
+
+
 def active_set_canary_scale(
     position: CanaryPosition, *, traffic_routed: bool, abort_scale_down_disabled: bool
 ) -> SetCanaryScale | None:
@@ -100,9 +136,15 @@ def active_set_canary_scale(
 
 
 def canary_replicas_or_weight(
-    position: CanaryPosition, *, traffic_routed: bool, abort_scale_down_disabled: bool = False
+    position: CanaryPosition,
+    *,
+    traffic_routed: bool,
+    abort_scale_down_disabled: bool = False,
+    replicas: int = 0,
+    dynamic: DynamicScale | None = None,
 ) -> tuple[int | None, int]:
-    """``GetCanaryReplicasOrWeight``: an explicit canary size, or the weight to size it by."""
+    """``GetCanaryReplicasOrWeight``: an explicit canary size, or the weight to size it by
+    (``dynamic``: the Rollout scales its stable dynamically, see :func:`desired_canary_weight`)."""
     fully_promoted = position.current_hash == position.stable_hash
     if position.promote_full or not position.stable_hash or fully_promoted:
         return None, 100
@@ -116,7 +158,7 @@ def canary_replicas_or_weight(
             return scale.replicas, 0
         if scale.weight is not None:
             return None, scale.weight
-    return None, current_set_weight(position)
+    return None, desired_canary_weight(position, replicas, dynamic)
 
 
 def traffic_weight_to_replicas(replicas: int, weight: int) -> int:
@@ -126,15 +168,36 @@ def traffic_weight_to_replicas(replicas: int, weight: int) -> int:
 
 
 def traffic_routed_replica_counts(
-    replicas: int, position: CanaryPosition, *, abort_scale_down_disabled: bool = False
+    replicas: int,
+    position: CanaryPosition,
+    *,
+    abort_scale_down_disabled: bool = False,
+    dynamic: DynamicScale | None = None,
 ) -> ReplicaCounts:
-    """``CalculateReplicaCountsForTrafficRoutedCanary`` without dynamic stable scaling: the
-    canary is sized by ``setCanaryScale`` or the weight; the stable stays at ``replicas``."""
+    """``CalculateReplicaCountsForTrafficRoutedCanary``: the canary is sized by
+    ``setCanaryScale`` or the weight.
+
+    Without dynamic stable scaling (``dynamic`` None) the stable stays at ``replicas``. With
+    it, the stable is sized by the larger of its desired share (100 - the weight) and the share
+    the router gives it now, so that it shrinks only after traffic left it and grows before
+    traffic comes back; an aborted canary keeps the pods its current share needs.
+    """
     explicit, weight = canary_replicas_or_weight(
-        position, traffic_routed=True, abort_scale_down_disabled=abort_scale_down_disabled
+        position,
+        traffic_routed=True,
+        abort_scale_down_disabled=abort_scale_down_disabled,
+        replicas=replicas,
+        dynamic=dynamic,
     )
     canary = explicit if explicit is not None else traffic_weight_to_replicas(replicas, weight)
-    return ReplicaCounts(canary=canary, stable=replicas)
+    if dynamic is None:
+        return ReplicaCounts(canary=canary, stable=replicas)
+    stable = traffic_weight_to_replicas(replicas, 100 - weight)
+    if dynamic.canary_weight is not None:
+        stable = max(stable, traffic_weight_to_replicas(replicas, 100 - dynamic.canary_weight))
+        if position.aborted:
+            canary = max(traffic_weight_to_replicas(replicas, dynamic.canary_weight), canary)
+    return ReplicaCounts(canary=canary, stable=stable)
 
 
 def aborted_canary_replicas(current: int, *, scale_down_at: float | None, now: float) -> int:

@@ -159,6 +159,9 @@ class CanaryStrategy:
     traffic_routing: GatewayAPIRoute | None = None
     analysis: RolloutAnalysis | None = None
     steps: tuple[CanaryStep, ...] = ()
+    dynamic_stable_scale: bool = False
+    """``dynamicStableScale``: the stable shrinks as the canary's traffic grows (traffic routing
+    only)."""
 
     @property
     def abort_scale_down_delay(self) -> int | None:
@@ -177,6 +180,15 @@ class CanaryStrategy:
         if self.traffic_routing is None:
             return 0
         return scale_down_delay(self.scale_down_delay_seconds)
+
+    @property
+    def delays_scale_down_on_abort(self) -> bool:
+        """``shouldDelayScaleDownOnAbort`` as far as the spec decides it: traffic routing and an
+        abort delay other than 0; with ``dynamicStableScale``, only a delay written out (unset,
+        the canary shrinks as its traffic goes back to the stable)."""
+        if self.traffic_routing is None or self.abort_scale_down_delay is None:
+            return False
+        return not (self.dynamic_stable_scale and self.abort_scale_down_delay_seconds is None)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,12 @@ INVALID_ANALYSIS_ARGS_MESSAGE = (
 INVALID_CANARY_SCALE_DOWN_DELAY = (
     "Canary scaleDownDelaySeconds can only be used with traffic routing"
 )
+INVALID_CANARY_DYNAMIC_STABLE_SCALE = (
+    "Canary dynamicStableScale can only be used with traffic routing"
+)
+INVALID_CANARY_DYNAMIC_STABLE_SCALE_WITH_SCALE_DOWN_DELAY = (
+    "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds"
+)
 
 _BLUE_GREEN_FIELDS = (
     "activeService",
@@ -353,6 +359,7 @@ class RolloutParser:
                 "maxUnavailable",
                 "abortScaleDownDelaySeconds",
                 "scaleDownDelaySeconds",
+                "dynamicStableScale",
                 "trafficRouting",
                 "analysis",
                 "steps",
@@ -397,6 +404,7 @@ class RolloutParser:
                     scale_down_delay,
                     INVALID_CANARY_SCALE_DOWN_DELAY,
                 )
+        dynamic = self.dynamic_stable_scale(body, path, traffic_routing is not None)
         analysis = None
         if "analysis" in body:
             analysis = self.analysis(body["analysis"], (*path, "analysis"), background=True)
@@ -414,7 +422,25 @@ class RolloutParser:
             traffic_routing=traffic_routing,
             analysis=analysis,
             steps=steps,
+            dynamic_stable_scale=dynamic,
         )
+
+    def dynamic_stable_scale(
+        self, body: Mapping[str, Any], path: FieldPath, traffic_routed: bool
+    ) -> bool:
+        """``dynamicStableScale``: needs traffic routing, and excludes ``scaleDownDelaySeconds``
+        (the previous stable is already scaled down when the canary is promoted)."""
+        if "dynamicStableScale" not in body:
+            return False
+        where = (*path, "dynamicStableScale")
+        dynamic = self.boolean(body["dynamicStableScale"], where)
+        if dynamic and not traffic_routed:
+            raise self.invalid(where, dynamic, INVALID_CANARY_DYNAMIC_STABLE_SCALE)
+        if dynamic and "scaleDownDelaySeconds" in body:
+            raise self.invalid(
+                where, dynamic, INVALID_CANARY_DYNAMIC_STABLE_SCALE_WITH_SCALE_DOWN_DELAY
+            )
+        return dynamic
 
     def optional_string(self, body: Mapping[str, Any], key: str, path: FieldPath) -> str | None:
         if key not in body:

@@ -225,7 +225,7 @@ def _optional_string(table: Mapping[str, Any], key: str, where: Where) -> str | 
 
 def _load_builtin_kinds() -> None:
     # Imported here: the kinds import the experiment API, which imports nothing of this module.
-    from pytest_rollout.kinds import canary, readiness  # noqa: F401
+    from pytest_rollout.kinds import canary, cost, readiness, schema  # noqa: F401
 
 
 __all__: Sequence[str] = (

@@ -89,13 +89,18 @@ def test_the_repository_config_loads_with_every_release_variant() -> None:
         "basic-canary",
         "blue-green",
         "strategy-cost-canary",
+        "strategy-cost-canary-default",
         "strategy-cost-blue-green",
         "strategy-cost-rolling",
     }
     for name in config.manifest_sets:
         assert config.load_manifests(name), name
     assert config.image("pytest-rollout/reference-service:dev").cwd == REPO
-    assert [(r.method, r.path) for r in config.requests] == [("GET", "/"), ("POST", "/checkout")]
+    assert [(r.method, r.path) for r in config.requests] == [
+        ("GET", "/"),
+        ("POST", "/checkout"),
+        ("GET", "/orders/{order}"),
+    ]
     assert config.backend_env("kube")["SERVICE_DATABASE_URL"].startswith("postgresql+psycopg://")
 
 

@@ -20,6 +20,7 @@ def test_every_builtin_kind_is_registered() -> None:
         "metric-gate",
         "smoke-gate",
         "good-release",
+        "expand-contract",
     } <= set(kinds())
 
 

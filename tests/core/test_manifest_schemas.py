@@ -653,13 +653,19 @@ def test_deployments_have_a_valid_rolling_update() -> None:
         assert rolling.max_surge_for(replicas) >= 1
 
 
-STRATEGY_COST_SETS = ("strategy-cost-canary", "strategy-cost-blue-green", "strategy-cost-rolling")
+STRATEGY_COST_SETS = (
+    "strategy-cost-canary",
+    "strategy-cost-canary-default",
+    "strategy-cost-blue-green",
+    "strategy-cost-rolling",
+)
 
 
 def test_the_strategy_cost_sets_differ_only_in_the_strategy(target: TargetConfig) -> None:
     workloads = [_workloads(target.load_manifests(name))[0] for name in STRATEGY_COST_SETS]
     kinds = [(w.kind, w.name) for w in workloads]
     assert kinds == [
+        ("Rollout", "reference-service"),
         ("Rollout", "reference-service"),
         ("Rollout", "reference-service"),
         ("Deployment", "reference-service"),
@@ -669,13 +675,24 @@ def test_the_strategy_cost_sets_differ_only_in_the_strategy(target: TargetConfig
         assert spec == {k: v for k, v in workloads[0].body["spec"].items() if k != "strategy"}
         assert spec["replicas"] == 4
     strategies = [w.body["spec"]["strategy"] for w in workloads]
-    assert strategies[0]["canary"]["trafficRouting"]
-    blue_green = strategies[1]["blueGreen"]
+    dynamic, default = strategies[0]["canary"], strategies[1]["canary"]
+    assert dynamic["trafficRouting"]
+    assert dynamic["steps"] == default["steps"]
+    # The two canaries differ by dynamic stable scaling and what goes with it: an aborted
+    # canary leaves with its traffic rather than after a delay.
+    assert dynamic["dynamicStableScale"] is True
+    assert "dynamicStableScale" not in default
+    assert {k: v for k, v in dynamic.items() if k != "dynamicStableScale"} == {
+        k: v for k, v in default.items() if k != "abortScaleDownDelaySeconds"
+    }
+    bad_canary = _workloads(target.load_manifests("bad-canary"))[0].body["spec"]["strategy"]
+    assert default == bad_canary["canary"], "the default canary runs bad-canary's strategy"
+    blue_green = strategies[2]["blueGreen"]
     assert blue_green["previewService"]
     assert blue_green["prePromotionAnalysis"]
     assert blue_green["autoPromotionEnabled"] is True
     assert "scaleDownDelaySeconds" not in blue_green
-    assert strategies[2]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
+    assert strategies[3]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
     for name in STRATEGY_COST_SETS:
         routes = target.load_manifests(name).of_kind("HTTPRoute")
         assert [route.name for route in routes] == ["reference-service"], name

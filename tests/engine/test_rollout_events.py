@@ -213,18 +213,18 @@ def test_abort_retry_promote_matches_argos_e2e_sequence() -> None:
 # (emitAnalysisRunStatusChanges), the abort, weight 0 on the next pass and the canary scaled
 # down after abortScaleDownDelaySeconds. The Services' switches (switchServiceSelector) come
 # where ensureSVCTargets allows them: a Service is adopted once its ReplicaSet is fully
-# available, moved once the target has an available pod.
+# available, moved once the target has an available pod. No weight is recorded before the
+# stable ReplicaSet has the pods for its share (checkReplicasAvailable).
 BAD_CANARY_EXPECTED = [
     # first deploy
     ("RolloutNotCompleted", "Normal"),
     ("RolloutUpdated", "Normal"),
     ("NewReplicaSetCreated", "Normal"),
-    ("TrafficWeightUpdated", "Normal"),  # to 0
     ("ScalingReplicaSet", "Normal"),  # up 0 -> 4
     ("RolloutCompleted", "Normal"),  # Initial deploy
-    ("TrafficWeightUpdated", "Normal"),  # stable hash recorded behind the weights
     ("SwitchService", "Normal"),  # stable Service adopted, '' -> stable hash
     ("SwitchService", "Normal"),  # canary Service adopted, '' -> stable hash
+    ("TrafficWeightUpdated", "Normal"),  # weight 0, once the stable's pods are available
     # the bad release
     ("RolloutNotCompleted", "Normal"),
     ("RolloutUpdated", "Normal"),

@@ -278,8 +278,8 @@ def test_unsupported_fields_come_with_the_documents_other_error() -> None:
         ("  replicas: 4\n", "  replicas: 4\n  paused: true\n", "spec.paused"),
         (
             "      steps:\n",
-            "      dynamicStableScale: true\n      steps:\n",
-            "spec.strategy.canary.dynamicStableScale",
+            "      minPodsPerReplicaSet: 2\n      steps:\n",
+            "spec.strategy.canary.minPodsPerReplicaSet",
         ),
         (
             "        - setWeight: 5\n",

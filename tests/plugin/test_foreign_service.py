@@ -42,6 +42,10 @@ spec:
   replicas: 2
   selector:
     matchLabels: {app: greeter}
+  # No pod is taken away before its replacement is Ready, and a stopping pod keeps serving
+  # until its endpoint removal reached the router: the release drops no request.
+  strategy:
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
   template:
     metadata:
       labels: {app: greeter}
@@ -55,6 +59,9 @@ spec:
           readinessProbe:
             tcpSocket: {port: web}
             periodSeconds: 1
+          lifecycle:
+            preStop:
+              sleep: {seconds: 2}
 ---
 apiVersion: v1
 kind: Service

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from pytest_rollout.config import TargetConfig, Variant
     from pytest_rollout.errors import (
+        BackendError,
         ConfigError,
         InconclusiveError,
         ProcessError,
@@ -59,6 +60,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "AbortCause": "pytest_rollout.runs",
     "AnalysisRunView": "pytest_rollout.backends.base",
+    "BackendError": "pytest_rollout.errors",
     "BackgroundLoad": "pytest_rollout.load",
     "BlastRadius": "pytest_rollout.runs",
     "Cluster": "pytest_rollout.backends.base",
@@ -101,6 +103,7 @@ __getattr__ = lazy_attributes(__name__, globals(), _LAZY)
 __all__ = [
     "AbortCause",
     "AnalysisRunView",
+    "BackendError",
     "BackgroundLoad",
     "BlastRadius",
     "Cluster",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rollout.config import CONFIG_FILE_NAME, PYPROJECT_FILE_NAME, load_config
+from pytest_rollout.config_file import CONFIG_FILE_NAME, PYPROJECT_FILE_NAME, load_config
 from pytest_rollout.errors import ConfigError, RolloutError
 
 if TYPE_CHECKING:

@@ -30,6 +30,15 @@ class ProcessError(RolloutError):
     """A child process (service, HAProxy, Prometheus) failed to start or died unexpectedly."""
 
 
+class BackendError(RolloutError):
+    """The backend's own machinery failed in the background (a controller's reconcile, a pod's
+    probe loop or readiness observer, a router update).
+
+    Raised by the next wait on what the failure concerns, at once, chained to the original
+    exception and its traceback, rather than left to turn into a timeout.
+    """
+
+
 class PrometheusError(RolloutError):
     """Prometheus could not be reached, or answered a query with an error."""
 

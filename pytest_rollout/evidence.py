@@ -1,4 +1,4 @@
-"""The evidence report: per experiment a directory with summary.json, the event log and tables.
+"""The evidence report: per experiment a directory with summary.json, the event log, attachments.
 
 Layout under ``--rollout-report DIR``::
 
@@ -6,7 +6,7 @@ Layout under ``--rollout-report DIR``::
                                      "metrics", "events", "finished", ...}
     DIR/<experiment>/summary.md     the same, as a Markdown table for humans
     DIR/<experiment>/events.log     the ordered event lines, when the experiment has any
-    DIR/<experiment>/<name>.csv     traffic logs and other tables the experiment attached
+    DIR/<experiment>/<file>         what the experiment attached: traffic logs (CSV) and others
 
 ``pytest_rollout.report`` renders the directory as HTML (``index.html``, ``timeline.png``).
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_rollout.errors import ConfigError
 from pytest_rollout.report.session import utc_timestamp
 
 VERDICTS = ("passed", "failed", "inconclusive", "error")
@@ -37,7 +38,8 @@ class Evidence:
     backend: str
     metrics: dict[str, Any] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
-    tables: dict[str, Callable[[Path], object]] = field(default_factory=dict)
+    attachments: dict[str, Callable[[Path], object]] = field(default_factory=dict)
+    """Files written into the experiment's directory at the end: filename -> writer(path)."""
     verdict: str | None = None
     message: str = ""
     headline: str = ""
@@ -47,7 +49,7 @@ class Evidence:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.experiment):
-            raise ValueError(
+            raise ConfigError(
                 f"experiment name {self.experiment!r}: lower-case letters, digits and '-' only"
             )
 
@@ -57,7 +59,7 @@ class Evidence:
 
     def attach(self, filename: str, writer: Callable[[Path], object]) -> None:
         """Have ``writer(path)`` write ``filename`` into the experiment's directory at the end."""
-        self.tables[filename] = writer
+        self.attachments[filename] = writer
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -80,7 +82,7 @@ class Evidence:
         (out / "summary.md").write_text(render_markdown(summary))
         if self.events:
             (out / "events.log").write_text("\n".join(self.events) + "\n")
-        for filename, writer in self.tables.items():
+        for filename, writer in self.attachments.items():
             writer(out / filename)
         return out
 

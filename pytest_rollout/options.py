@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_rollout.errors import ConfigError
+from pytest_rollout.names import check_kind_cluster_name
+
 BACKENDS = ("local", "kube")
+DEFAULT_ENDPOINT_DELAY = 1.0
+"""Seconds from a pod's readiness change to the local router acting on it."""
 
 
 def backend_name(value: str) -> str:
@@ -67,12 +71,10 @@ def kube_context(value: str) -> str:
 def kind_cluster_name(value: str) -> str:
     """argparse ``type=`` for ``--rollout-kind-cluster``: a short DNS label (kind names its
     node containers after it)."""
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", value):
-        raise argparse.ArgumentTypeError(
-            f"kind cluster name {value!r}: expected lowercase letters, digits and '-' "
-            "(at most 42 characters, starting and ending with a letter or digit)"
-        )
-    return value
+    try:
+        return check_kind_cluster_name(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class RolloutOptions:
     backend: str
     report: Path
     config: Path | None = None
-    endpoint_delay: float = 1.0
+    endpoint_delay: float = DEFAULT_ENDPOINT_DELAY
     kubeconfig: Path | None = None
     context: str | None = None
     keep_cluster: bool = False

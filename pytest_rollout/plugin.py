@@ -16,6 +16,7 @@ from pytest_rollout.errors import ConfigError, InconclusiveError, RolloutError
 from pytest_rollout.evidence import Evidence
 from pytest_rollout.options import (
     BACKENDS,
+    DEFAULT_ENDPOINT_DELAY,
     RolloutOptions,
     backend_name,
     config_file,
@@ -70,11 +71,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--rollout-endpoint-delay",
         dest="rollout_endpoint_delay",
-        default=1.0,
+        default=DEFAULT_ENDPOINT_DELAY,
         type=seconds,
         metavar="SECONDS",
         help="local backend: how long a pod's readiness change takes to reach the router, "
-        "as endpoint propagation does on a cluster (default: 1.0)",
+        f"as endpoint propagation does on a cluster (default: {DEFAULT_ENDPOINT_DELAY:g})",
     )
     group.addoption(
         "--rollout-kubeconfig",
@@ -129,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_OPTIONS_KEY] = options
     config.stash[_REPORTED_KEY] = {}
-    from pytest_rollout.config import find_config_file
+    from pytest_rollout.config_file import find_config_file
 
     try:
         active = find_config_file(_config_starts(config), options.config)
@@ -186,7 +187,7 @@ def _prometheus_addresses(config: pytest.Config) -> dict[str, str]:
     if path is None:
         return {}
     from pytest_rollout.backends import prometheus_rewrites
-    from pytest_rollout.config import load_config
+    from pytest_rollout.config_file import load_config
 
     try:
         target = load_config(path)
@@ -317,7 +318,7 @@ def rollout_options(pytestconfig: pytest.Config) -> RolloutOptions:
 @pytest.fixture(scope="session")
 def rollout_target(pytestconfig: pytest.Config, rollout_options: RolloutOptions) -> TargetConfig:
     """The target config: what the plugin knows about the service beyond its manifests."""
-    from pytest_rollout.config import load_target_config
+    from pytest_rollout.config_file import load_target_config
 
     return load_target_config(_config_starts(pytestconfig), rollout_options.config)
 

@@ -164,9 +164,11 @@ def format_labels(labels: Mapping[str, str]) -> str:
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 _MATCH_OPS: tuple[str, ...] = ("=", "!=", "=~", "!~")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+"""A Prometheus label name."""
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
+DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
+"""A Prometheus duration (``1m30s``); the empty string matches too, so callers reject it."""
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -179,7 +181,7 @@ class LabelMatcher:
     value: str
 
     def __post_init__(self) -> None:
-        if not _LABEL_NAME.fullmatch(self.name):
+        if not LABEL_NAME.fullmatch(self.name):
             raise ConfigError(
                 f"label name {self.name!r} is not valid PromQL: allowed [a-zA-Z_][a-zA-Z0-9_]*"
             )
@@ -231,7 +233,7 @@ def total(expr: str, by: Sequence[str] = ()) -> str:
     if isinstance(by, str):
         by = (by,)
     for name in by:
-        if not _LABEL_NAME.fullmatch(name):
+        if not LABEL_NAME.fullmatch(name):
             raise ConfigError(f"label name {name!r} in `by` is not valid PromQL")
     return f"sum by ({', '.join(by)}) ({expr})" if by else f"sum({expr})"
 
@@ -271,7 +273,7 @@ def duration(window: str | float) -> str:
             if count:
                 parts.append(f"{count}{unit}")
         return "".join(parts)
-    if not isinstance(window, str) or not window or not _DURATION.fullmatch(window):
+    if not isinstance(window, str) or not window or not DURATION.fullmatch(window):
         raise ConfigError(
             f"window {window!r} is not a PromQL duration: use e.g. '30s', '1m', '1m30s', or seconds"
         )

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.names import is_dns_label
 
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -90,7 +90,7 @@ def check_keys(
 
 
 def check_name(name: str, where: Where, *, what: str) -> None:
-    if len(name) > 63 or not _NAME.fullmatch(name):
+    if not is_dns_label(name):
         raise where.error(
             f"{what} name {name!r}: expected lowercase letters, digits and '-' "
             "(at most 63, starting and ending with a letter or digit)"

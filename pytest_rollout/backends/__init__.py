@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.names import DNS_LABEL_MAX_LENGTH
 from pytest_rollout.options import RolloutOptions
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ _OPENERS: dict[str, str] = {
 KIND_PROMETHEUS = "http://prometheus.rollout-system.svc.cluster.local:9090"
 """The Prometheus the kube backend installs on a kind cluster."""
 
-_MAX_NAMESPACE = 63
 _SUFFIX = 6
 
 
@@ -73,5 +73,5 @@ def namespace_name(test_name: str) -> str:
     """A DNS-1123 label for a test's namespace: the test's name, shortened, plus a random
     suffix so that reruns and xdist workers never collide."""
     slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-") or "test"
-    slug = slug[: _MAX_NAMESPACE - _SUFFIX - 1].rstrip("-")
+    slug = slug[: DNS_LABEL_MAX_LENGTH - _SUFFIX - 1].rstrip("-")
     return f"{slug}-{secrets.token_hex(_SUFFIX // 2)}"

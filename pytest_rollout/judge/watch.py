@@ -31,6 +31,7 @@ from pytest_rollout.judge.counters import (
     version_counts,
 )
 from pytest_rollout.judge.sequential import Snapshot
+from pytest_rollout.names import DNS_LABEL
 from pytest_rollout.prom import LabelMatcher, PromClient, selector
 
 BASELINE_LOOKBACK = "5m"
@@ -41,7 +42,6 @@ DEFAULT_INTERVAL_S = 1.0
 DEFAULT_SETTLE_S = 0.5
 """Longer than a scrape of a pod takes. A slower scrape is read one interval late: its counts
 land in the next interval, which costs precision, not validity."""
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
@@ -124,7 +124,7 @@ class CanaryRef:
     def from_query(cls, query: Mapping[str, str]) -> CanaryRef:
         values = {}
         for name, pattern in (
-            ("namespace", _NAMESPACE),
+            ("namespace", DNS_LABEL),
             ("canary-hash", _LABEL_VALUE),
             ("stable-hash", _LABEL_VALUE),
         ):

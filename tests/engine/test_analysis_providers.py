@@ -39,6 +39,8 @@ from pytest_rollout.manifests import load_manifest_file, parse_manifests
 from service.launcher import run_service
 from tests.prom.prom_pods import next_pod_host
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 P = AnalysisPhase
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "manifests" / "base"
 PROMETHEUS_IN_CLUSTER = "prometheus.rollout-system.svc.cluster.local:9090"

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from pytest_rollout.config import TargetConfig, load_target_config
+from pytest_rollout.backends.local.commands import local_command
+from pytest_rollout.config import TargetConfig
+from pytest_rollout.config_file import load_target_config
 from pytest_rollout.engine.analysis.evaluate import evaluate_result
 from pytest_rollout.engine.analysis.model import AnalysisTemplate, Metric, resolve_metrics
 from pytest_rollout.engine.analysis.phases import AnalysisPhase
@@ -83,7 +85,8 @@ def test_an_unknown_decision_is_inconclusive(metric: Metric) -> None:
 def test_locally_the_image_runs_the_package_against_the_local_prometheus(
     target: TargetConfig, tmp_path: Path
 ) -> None:
-    command = target.local_command(
+    command = local_command(
+        target,
         IMAGE,
         host="127.0.5.6",
         port=8080,
@@ -100,8 +103,14 @@ def test_locally_the_image_runs_the_package_against_the_local_prometheus(
     assert run.build is not None
     assert run.build.dockerfile == REPO / "pytest_rollout/judge/Dockerfile"
     with pytest.raises(ConfigError, match=r"cannot fill \{prometheus_url\}.*no Prometheus"):
-        target.local_command(
-            IMAGE, host="127.0.5.6", port=8080, ports={}, data_dir=tmp_path, container_env={}
+        local_command(
+            target,
+            IMAGE,
+            host="127.0.5.6",
+            port=8080,
+            ports={},
+            data_dir=tmp_path,
+            container_env={},
         )
 
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from pytest_rollout._proc import free_port
 from pytest_rollout._wait import wait_for
@@ -24,6 +25,8 @@ from pytest_rollout.load.spec import LoadSpec
 from pytest_rollout.prom import PromClient
 from tests.judge.conftest import REPO, StartJudge
 from tests.prom.prom_pods import Pod, StartPod
+
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
 
 SCRAPED_WITHIN_S = 20.0
 LOAD_S = 3.0

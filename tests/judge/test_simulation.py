@@ -12,6 +12,8 @@ import pytest
 from pytest_rollout.judge.sequential import DEFAULT_ALPHA
 from pytest_rollout.judge.simulation import HEADLINE_FIXED_WINDOW_S, power, validity
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 MIN_RUNS = 10_000
 TIME_BUDGET_S = 60.0
 

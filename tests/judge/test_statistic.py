@@ -69,6 +69,7 @@ def _expected_e(events: int, share: float, canary_probability: float, x0: int, s
     return total
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     events=st.integers(0, 60),

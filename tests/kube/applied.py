@@ -9,7 +9,8 @@ from typing import Any
 
 from pytest_rollout.backends.kube import plan, render
 from pytest_rollout.backends.kube.resources import KubeObject, ref
-from pytest_rollout.config import TargetConfig, load_target_config
+from pytest_rollout.config import TargetConfig
+from pytest_rollout.config_file import load_target_config
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "test-bad-canary-param-1-a1b2c3"

@@ -1,6 +1,6 @@
 """Offline validation of what the kube backend applies, shared by its tests.
 
-It reuses what ``tests/unit/test_manifest_schemas.py`` already pins for the fixture manifests
+It reuses what ``tests/core/test_manifest_schemas.py`` already pins for the fixture manifests
 (the Kubernetes minors, the Argo Rollouts CRDs, the HTTPRoute shape) and adds the Gateway API
 kinds and the route filter the kube backend writes.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import kubernetes_validate
 
-from tests.unit.test_manifest_schemas import (
+from tests.core.test_manifest_schemas import (
     ARGO_CRDS,
     ARGO_GROUP,
     GATEWAY_GROUP,

@@ -11,8 +11,8 @@ import pytest
 from pytest_rollout.backends.base import RollbackAllowance
 from pytest_rollout.backends.kube import plan, timing
 from pytest_rollout.backends.local.cluster import ROUTER_APPLY_BUDGET, local_rollback_allowance
-from pytest_rollout.backends.local.networking import DEFAULT_PROPAGATION_DELAY
 from pytest_rollout.errors import RolloutError
+from pytest_rollout.options import DEFAULT_ENDPOINT_DELAY
 
 
 def test_an_allowance_is_the_sum_of_its_named_parts_and_reads_back_from_json() -> None:
@@ -44,7 +44,7 @@ def test_an_inconsistent_allowance_is_refused(
         RollbackAllowance(seconds, parts)
 
 
-@pytest.mark.parametrize("delay", [DEFAULT_PROPAGATION_DELAY, 0.0, 2.5])
+@pytest.mark.parametrize("delay", [DEFAULT_ENDPOINT_DELAY, 0.0, 2.5])
 def test_the_local_allowance_follows_the_endpoint_delay(delay: float) -> None:
     allowance = local_rollback_allowance(delay)
     assert dict(allowance.parts) == {

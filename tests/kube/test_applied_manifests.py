@@ -23,6 +23,8 @@ from tests.kube.schemas import (
     validate,
 )
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 GROUPS: dict[str, Callable[[], Iterator[tuple[str, KubeObject]]]] = {
     "install": applied.install_objects,
     "namespace": lambda: applied.namespace_objects(applied.target()),

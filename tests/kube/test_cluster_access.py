@@ -15,6 +15,7 @@ from pytest_rollout._proc import free_port, live_processes
 from pytest_rollout.backends.kube import kind, tools, versions
 from pytest_rollout.backends.kube.api import KubeApi, traffic_router_plugins
 from pytest_rollout.errors import ConfigError, RolloutError
+from pytest_rollout.names import check_kind_cluster_name
 
 
 @pytest.fixture
@@ -109,13 +110,13 @@ def test_the_node_image_is_chosen_by_kubernetes_minor() -> None:
 
 @pytest.mark.parametrize("name", ["pytest-rollout", "a", "ci-1-35"])
 def test_good_cluster_names(name: str) -> None:
-    assert kind.check_cluster_name(name) == name
+    assert check_kind_cluster_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "-x", "x-", "a_b", "x" * 43])
 def test_bad_cluster_names(name: str) -> None:
     with pytest.raises(ConfigError, match="kind cluster name"):
-        kind.check_cluster_name(name)
+        check_kind_cluster_name(name)
 
 
 def test_the_lease_lets_only_the_last_user_delete_a_cluster_the_plugin_created(

@@ -22,6 +22,8 @@ from pytest_rollout.load import BackgroundLoad
 from pytest_rollout.options import RolloutOptions
 from pytest_rollout.release import wait_serving
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 WORKLOAD = "reference-service"
 RATE = 40.0
 

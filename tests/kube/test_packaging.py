@@ -15,6 +15,8 @@ import pytest
 from pytest_rollout.backends.kube import resources
 from pytest_rollout.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DATA = REPO / "pytest_rollout" / "backends" / "kube" / "data"
 MIN_SETUPTOOLS = (77,)

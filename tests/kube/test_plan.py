@@ -161,6 +161,7 @@ def test_an_existing_cluster_gets_only_the_plugins_own_pieces() -> None:
     assert not any(isinstance(op, ApplyUrl) for op in result.operations)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(
     markers=st.dictionaries(st.sampled_from(NAMES), st.sampled_from(["current", "stale"])),

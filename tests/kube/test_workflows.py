@@ -124,6 +124,7 @@ def _actionlint(directory: Path, paths: list[Path], tmp_path: Path) -> list[dict
     return found
 
 
+@pytest.mark.slow
 def test_the_workflows_pass_actionlint(actionlint: Path, tmp_path: Path) -> None:
     problems = _actionlint(actionlint, WORKFLOWS, tmp_path)
     assert not problems, "\n".join(
@@ -131,6 +132,7 @@ def test_the_workflows_pass_actionlint(actionlint: Path, tmp_path: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_actionlint_catches_a_broken_expression(actionlint: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     text = (REPO / ".github/workflows/ci.yml").read_text()

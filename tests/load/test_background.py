@@ -22,6 +22,8 @@ from pytest_rollout.load import BackgroundLoad, Clock, LoadSpec, Route
 from service.launcher import RunningService, run_service
 from tests.load.load_servers import open_sockets, served_requests
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 REPO = Path(__file__).resolve().parents[2]
 
 

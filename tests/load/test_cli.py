@@ -15,6 +15,8 @@ from pytest_rollout._wait import wait_for
 from service.launcher import RunningService
 from tests.load.load_servers import served_requests
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 
 def cli(tmp_path: Path, *args: str) -> ManagedProcess:
     return ManagedProcess(

@@ -18,6 +18,8 @@ from pytest_rollout.load import (
 from service.launcher import RunningService, run_service
 from tests.load.load_servers import served_requests
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 
 def test_holds_300_req_s_for_3_s_on_schedule(service: RunningService) -> None:
     before = served_requests(service)

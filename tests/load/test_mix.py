@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_rollout.config import parse_config
+from pytest_rollout.config_file import parse_config
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.load import DEFAULT_MIX, LoadSpec, Route, RouteCycle, parse_mix
 from pytest_rollout.load.mix import check_captures, fill_path

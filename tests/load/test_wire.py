@@ -67,6 +67,7 @@ def decode(stream: bytes, decoder: RecordDecoder) -> list[RequestRecord]:
     return found
 
 
+@pytest.mark.slow
 @given(st.lists(st.lists(records(), max_size=20), max_size=5))
 def test_batches_decode_to_the_records_encoded(batches: list[list[RequestRecord]]) -> None:
     encoder, decoder = RecordEncoder(ROUTES), RecordDecoder(ROUTES)

@@ -8,31 +8,21 @@ seconds with ``time_scale=0.1``: the first CrashLoopBackOff (10 s) lasts 1 s.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import textwrap
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_rollout._proc import live_processes
-from pytest_rollout._wait import async_wait_for
-from pytest_rollout.backends.local.addresses import default_allocator
-from pytest_rollout.backends.local.events import EventRecorder
-from pytest_rollout.backends.local.pods import (
-    ContainerSpec,
-    Launch,
-    Pod,
-    PodPhase,
-    PodSpec,
-)
+from pytest_rollout.backends.local.pod_spec import ContainerSpec, PodSpec
+from pytest_rollout.backends.local.pod_status import Launch, PodPhase
 from pytest_rollout.errors import ConfigError, ProcessError, RolloutError
+from tests.local.pod_harness import PORT, SCALE, PodHarness, left_clean, pid_alive, until
 
-SCALE = 0.1
-PORT = 8080
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
 
 PRELUDE = textwrap.dedent(
     """
@@ -124,19 +114,14 @@ APP = PRELUDE + textwrap.dedent(
 )
 
 
-class Harness:
-    """Builds pods whose containers run their manifest's command; runs a scenario; cleans up."""
+class Harness(PodHarness):
+    """Pods whose containers run their manifest's command, writing ``order.log``."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
+        super().__init__(tmp_path)
         self.app = tmp_path / "app.py"
         self.app.write_text(APP)
-        self.state = tmp_path / "state"
-        self.state.mkdir()
-        self.events = EventRecorder()
-        self.pods: list[Pod] = []
         self.resolved: list[str] = []
-        self.ready_changes: list[tuple[bool, float]] = []
 
     def resolve(self, container: ContainerSpec, pod_ip: str) -> Launch:
         assert container.command, f"{container.name}: every test container has a command"
@@ -177,32 +162,6 @@ class Harness:
             **pod,
         }
 
-    def pod(self, manifest: dict[str, Any]) -> Pod:
-        pod = Pod(
-            "web-0",
-            "test-ns",
-            PodSpec.from_manifest(manifest, time_scale=SCALE),
-            resolver=self.resolve,
-            events=self.events,
-            log_dir=self.tmp_path / "pods",
-            memory_interval=0.2,
-        )
-        pod.add_readiness_observer(
-            lambda _, ready: self.ready_changes.append((ready, time.monotonic()))
-        )
-        self.pods.append(pod)
-        return pod
-
-    def run(self, scenario: Callable[[], Awaitable[None]]) -> None:
-        async def main() -> None:
-            try:
-                await scenario()
-            finally:
-                for pod in self.pods:
-                    await pod.delete(grace_period_seconds=1)
-
-        asyncio.run(main())
-
     def order(self) -> list[tuple[str, float]]:
         """``order.log`` as (what, monotonic time), oldest first."""
         path = self.state / "order.log"
@@ -214,37 +173,11 @@ class Harness:
         assert len(times) == 1, f"{what!r} seen {len(times)} times in {self.order()}"
         return times[0]
 
-    def messages(self, pod: Pod, reason: str) -> list[str]:
-        return [e.message for e in self.events.for_object(pod.ref) if e.reason == reason]
-
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    yield harness
-    leftovers = [p for p in live_processes() if p.name.startswith("pod test-ns/")]
-    assert not leftovers, f"processes left behind: {leftovers}"
-    for pod in harness.pods:
-        assert pod.deleted
-        assert pod.ip not in default_allocator().in_use()
-
-
-async def until(check: Callable[[], object], *, what: str, timeout: float) -> None:
-    """Wait (with a deadline) until ``check()`` is truthy."""
-
-    async def probe() -> bool | None:
-        return True if check() else None
-
-    await async_wait_for(probe, what=what, timeout=timeout, interval=0.02)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(b")", 1)[1].split()[0] != b"Z"
+    with left_clean(Harness(tmp_path)) as harness:
+        yield harness
 
 
 # --- order ----------------------------------------------------------------------------------
@@ -454,8 +387,8 @@ def test_pod_is_ready_only_once_the_app_passes_readiness_after_init(harness: Har
 
     harness.run(scenario)
     pod = harness.pods[0]
-    assert [ready for ready, _ in harness.ready_changes] == [True, False]
-    assert harness.ready_changes[0][1] > harness.happened("app start")
+    assert [ready for _, ready, _ in harness.ready_changes] == [True, False]
+    assert harness.ready_changes[0][2] > harness.happened("app start")
     assert harness.happened("app start") >= harness.happened("warmup end")
 
 
@@ -508,7 +441,7 @@ def _init_field(**fields: Any) -> Callable[[dict[str, Any]], None]:
         ),
         (
             _init_field(restartPolicy="Always"),
-            "unsupported: spec.initContainers[1].restartPolicy=Always (sidecar containers",
+            "unsupported: spec.initContainers[1].restartPolicy='Always' (sidecar containers",
         ),
         (
             _init_field(restartPolicy="Never"),

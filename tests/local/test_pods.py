@@ -15,7 +15,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +23,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_rollout._proc import live_processes
-from pytest_rollout._wait import async_wait_for
 from pytest_rollout.backends.local.addresses import (
     AddressAllocator,
-    default_allocator,
     second_octet,
     worker_index,
 )
 from pytest_rollout.backends.local.events import Event, EventRecorder, ObjectRef
-from pytest_rollout.backends.local.pods import (
+from pytest_rollout.backends.local.pod_spec import ContainerSpec, PodSpec
+from pytest_rollout.backends.local.pod_status import (
     CommandResolver,
-    ContainerSpec,
     Launch,
-    Pod,
     PodPhase,
-    PodSpec,
     RestartBackoff,
     session_rss,
 )
 from pytest_rollout.errors import ConfigError, WaitTimeout
+from tests.local.pod_harness import PORT, SCALE, PodHarness, left_clean, pid_alive, until
 
-SCALE = 0.1
-PORT = 8080
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
 
 APP = textwrap.dedent(
     """
@@ -104,19 +99,17 @@ APP = textwrap.dedent(
 )
 
 
-class Harness:
-    """Builds pods running the app, runs a scenario on a fresh loop, and cleans up."""
+class Harness(PodHarness):
+    """Pods running the app, steered through files in the state directory."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
+        super().__init__(tmp_path)
         self.app = tmp_path / "app.py"
         self.app.write_text(APP)
-        self.state = tmp_path / "state"
-        self.state.mkdir()
-        self.events = EventRecorder()
-        self.pods: list[Pod] = []
-        self.ready_changes: list[tuple[str, bool, float]] = []
         self.resolver: CommandResolver = self.run_app
+
+    def resolve(self, container: ContainerSpec, pod_ip: str) -> Launch:
+        return self.resolver(container, pod_ip)
 
     def run_app(self, container: ContainerSpec, pod_ip: str) -> Launch:
         assert container.image == "probe-target:1"
@@ -143,33 +136,6 @@ class Harness:
             **(pod or {}),
         }
 
-    def pod(self, manifest: dict[str, Any], name: str = "web-0") -> Pod:
-        spec = PodSpec.from_manifest(manifest, time_scale=SCALE)
-        pod = Pod(
-            name,
-            "test-ns",
-            spec,
-            resolver=self.resolver,
-            events=self.events,
-            log_dir=self.tmp_path / "pods",
-            memory_interval=0.2,
-        )
-        pod.add_readiness_observer(
-            lambda p, ready: self.ready_changes.append((p.name, ready, time.monotonic()))
-        )
-        self.pods.append(pod)
-        return pod
-
-    def run(self, scenario: Callable[[], Awaitable[None]]) -> None:
-        async def main() -> None:
-            try:
-                await scenario()
-            finally:
-                for pod in self.pods:
-                    await pod.delete(grace_period_seconds=1)
-
-        asyncio.run(main())
-
     def lines(self, name: str) -> list[str]:
         path = self.state / name
         return path.read_text().splitlines() if path.exists() else []
@@ -177,35 +143,15 @@ class Harness:
     def hits(self, path: str) -> list[float]:
         return [float(t) for t, p in (line.split() for line in self.lines("hits.log")) if p == path]
 
-    def reasons(self, pod: Pod) -> list[str]:
-        return [e.reason for e in self.events.for_object(pod.ref)]
-
-    def messages(self, pod: Pod, reason: str) -> list[str]:
-        return [e.message for e in self.events.for_object(pod.ref) if e.reason == reason]
-
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    yield harness
-    leftovers = [p for p in live_processes() if p.name.startswith("pod test-ns/")]
-    assert not leftovers, f"processes left behind: {leftovers}"
-    for pod in harness.pods:
-        assert pod.deleted
-        assert pod.ip not in default_allocator().in_use()
+    with left_clean(Harness(tmp_path)) as harness:
+        yield harness
 
 
 def http_probe(path: str, **timing: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "http"}, "timeoutSeconds": 10, **timing}
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(b")", 1)[1].split()[0] != b"Z"
 
 
 # --- readiness ------------------------------------------------------------------------------
@@ -776,7 +722,7 @@ def test_session_rss_of_a_gone_session_is_zero() -> None:
             lambda m: m.update(
                 initContainers=[{"name": "s", "image": "probe-target:1", "restartPolicy": "Always"}]
             ),
-            "unsupported: spec.initContainers[0].restartPolicy=Always",
+            "unsupported: spec.initContainers[0].restartPolicy='Always'",
         ),
         (
             lambda m: m["containers"][0].update(
@@ -951,12 +897,3 @@ def test_event_recorder_is_thread_safe_and_notifies_listeners() -> None:
     recorder.normal(ref, "Started", "after unsubscribe")
     assert len(recorder) == 2001
     assert len(heard) == 2000
-
-
-async def until(check: Callable[[], object], *, what: str, timeout: float) -> None:
-    """Wait (with a deadline) until ``check()`` is truthy."""
-
-    async def probe() -> bool | None:
-        return True if check() else None
-
-    await async_wait_for(probe, what=what, timeout=timeout, interval=0.02)

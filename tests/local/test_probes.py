@@ -32,6 +32,7 @@ from pytest_rollout.backends.local.probes import (
     wait_for_exit,
 )
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import FieldRef
 
 PORTS = {"http": 8080, "metrics": 9090}
 
@@ -39,9 +40,8 @@ PORTS = {"http": 8080, "metrics": 9090}
 def parse(
     raw: dict[str, Any], kind: ProbeKind = ProbeKind.READINESS, scale: float = 1.0
 ) -> ProbeSpec:
-    return ProbeSpec.from_manifest(
-        raw, kind=kind, path=f"spec.containers[0].{kind.field}", ports=PORTS, time_scale=scale
-    )
+    where = FieldRef(("spec", "containers", 0, kind.field))
+    return ProbeSpec.from_manifest(raw, kind=kind, where=where, ports=PORTS, time_scale=scale)
 
 
 def spec(

@@ -14,6 +14,8 @@ import pytest
 from pytest_rollout._wait import wait_for
 from pytest_rollout.backends.local.resources import ProcessTable
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 ALLOCATED = 64 * 1024 * 1024
 
 # A parent that starts a child holding 64 MiB, then both wait to be killed.

@@ -13,6 +13,8 @@ from pytest_rollout.config import TargetConfig
 from pytest_rollout.manifests import Manifest
 from pytest_rollout.release import wait_serving
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 WORKLOAD = "reference-service"
 STEPS = [{"setWeight": 20}, {"pause": {}}]
 

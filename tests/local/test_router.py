@@ -28,6 +28,8 @@ from pytest_rollout.backends.local.haproxy_cli import parse_show_proc
 from pytest_rollout.backends.local.router import Router
 from pytest_rollout.errors import ConfigError, ProcessError
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 T = TypeVar("T")
 SERVED_BY = "X-Served-By"
 
@@ -260,6 +262,11 @@ def test_thresholds_are_cumulative_and_end_at_the_scale(weights: list[int]) -> N
         for weight, low, high in zip(weights, (0, *limits), limits, strict=False):
             share = (high - low) / cfg.SPLIT_SCALE
             assert abs(share - weight / sum(weights)) <= 1 / cfg.SPLIT_SCALE
+
+
+def test_a_negative_weight_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"weights must be >= 0, got \[1, -1\]"):
+        cfg.thresholds([1, -1])
 
 
 def test_every_integer_percentage_is_exact() -> None:

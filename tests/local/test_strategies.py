@@ -14,15 +14,17 @@ import yaml
 from pytest_rollout._wait import wait_for
 from pytest_rollout.assertions import assert_in_order
 from pytest_rollout.backends.base import Namespace, ResourceSample, RolloutHandle
-from pytest_rollout.backends.local.cluster import LocalNamespace
+from pytest_rollout.backends.local.namespace import LocalNamespace
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.experiments import wait_serving
 from pytest_rollout.load import BackgroundLoad, TrafficLog
 from pytest_rollout.manifests import Manifest
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 WORKLOAD = "reference-service"
 RATE = 60.0
-# Endpoint changes reach the router after the backend's propagation delay (1 s by default).
+# Endpoint changes reach the router after the backend's endpoint delay (1 s by default).
 SETTLE = 1.5
 
 LoadStarter = Callable[..., BackgroundLoad]
@@ -30,7 +32,7 @@ LoadStarter = Callable[..., BackgroundLoad]
 
 def _versions_behind(namespace: Namespace, service: str, requests: int = 8) -> set[str]:
     """The versions answering GET / through one Service's own address, once its endpoints
-    (published after the propagation delay) answer."""
+    (published after the endpoint delay) answer."""
     assert isinstance(namespace, LocalNamespace)
     url = namespace.service_url(service) + "/"
     wait_serving(url)

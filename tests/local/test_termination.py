@@ -1,5 +1,5 @@
 """Pod termination on the local backend behaves as on Kubernetes: the endpoint removal reaches
-the router only after the propagation delay, so a pod that stops serving on SIGTERM drops the
+the router only after the endpoint delay, so a pod that stops serving on SIGTERM drops the
 requests sent to it in that window — unless a preStop pause keeps it serving until then."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import pytest
 
 from pytest_rollout import Experiment
 from pytest_rollout.manifests import Manifest, ManifestSet
+
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
 
 
 def _without_pre_stop(manifests: list[Manifest]) -> list[Manifest]:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.plugin.test_foreign_service import make_greeter_project
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 DEPLOY = """
 def deploy(namespace, target):
     namespace.apply(target.load_manifests())

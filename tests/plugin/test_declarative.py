@@ -7,6 +7,8 @@ import pytest
 
 from tests.plugin.shop import make_shop_project
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 TABLE = """
 [tool.pytest-rollout.experiments.contained]
 kind = "canary-containment"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 
 def test_verdicts_follow_test_outcomes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(

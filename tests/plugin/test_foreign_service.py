@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 APP = """
 import json, os, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

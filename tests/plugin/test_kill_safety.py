@@ -15,6 +15,8 @@ from pytest_rollout._reaper import STATE_ENV, Registry, alive, start_time, sweep
 from pytest_rollout._wait import wait_for
 from tests.plugin.shop import make_shop_project
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 EXPERIMENT = """
 import pytest
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.plugin.shop import make_shop_project
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 
 def test_a_foreign_service_passes_every_declared_experiment(pytester: pytest.Pytester) -> None:
     make_shop_project(pytester)

@@ -32,6 +32,8 @@ from pytest_rollout.prom import (
 from service.launcher import run_service
 from tests.prom.prom_pods import StartPod, next_pod_host
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 # A scraped value is queryable one scrape interval after it changed; the rest is slack for a
 # loaded two-core machine.
 SCRAPE_BOUND = SCRAPE_INTERVAL + 3.0

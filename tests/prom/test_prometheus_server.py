@@ -25,6 +25,8 @@ from pytest_rollout.prom import quote
 from service.launcher import run_service
 from tests.prom.prom_pods import StartPod, next_pod_host
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 # One scrape interval for the scrape offset, plus slack for a loaded two-core machine.
 SCRAPE_BOUND = SCRAPE_INTERVAL + 2.0
 

@@ -23,10 +23,13 @@ from tests.report.sample_report import full_report
 
 CHROMIUM = find_chromium()
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium is not installed (Debian: apt-get install chromium; `make test` does it)",
-)
+pytestmark = [
+    pytest.mark.slow,  # starts a browser
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="chromium is not installed (Debian: apt-get install chromium; `make test` does it)",
+    ),
+]
 
 CHARTS = """Array.from(document.querySelectorAll('img.chart')).map(img => {
   const box = img.getBoundingClientRect();

@@ -29,6 +29,8 @@ from tests.report.sample_report import (
     write_traffic,
 )
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 MIN_WIDTH, MIN_HEIGHT = 1000, 500
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECASE)
 

@@ -134,6 +134,7 @@ def test_mode_seen():
 """
 
 
+@pytest.mark.slow
 def test_ci_log_shows_state_changes_through_pytest(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(INNER_TEST)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
@@ -143,6 +144,7 @@ def test_ci_log_shows_state_changes_through_pytest(pytester: pytest.Pytester) ->
     assert "the test's own output" not in result.stdout.str(), "capture still works"
 
 
+@pytest.mark.slow
 def test_quiet_shows_no_progress(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(INNER_TEST)
     result = pytester.runpytest_subprocess("-q", "-s", "-p", "no:cacheprovider")
@@ -151,6 +153,7 @@ def test_quiet_shows_no_progress(pytester: pytest.Pytester) -> None:
     assert "rollout +" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_xdist_worker_shows_no_progress(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(INNER_TEST)
     result = pytester.runpytest_subprocess("-n", "1", "-p", "no:cacheprovider")
@@ -196,6 +199,7 @@ def _run_in_terminal(directory: Path, *args: str, timeout: float = 120.0) -> str
     return received.decode(errors="replace").replace("\r\n", "\n")
 
 
+@pytest.mark.slow
 def test_terminal_shows_one_line_rewritten_in_place(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(INNER_TEST)
     output = _run_in_terminal(pytester.path, "-p", "no:cacheprovider")

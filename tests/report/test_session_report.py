@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 EXPERIMENTS = """
 def test_one(rollout_evidence):
     evidence = rollout_evidence("exp-one")

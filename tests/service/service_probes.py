@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytest_rollout._proc import ManagedProcess
-from pytest_rollout.config import load_config
+from pytest_rollout.config_file import load_config
 from service.launcher import REPO_ROOT, RunningService
 
 

@@ -8,6 +8,8 @@ import pytest
 from service.launcher import RunningService, run_service
 from tests.service.service_probes import order_rows, scrape
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 
 def test_index_answers_version_in_body_and_header(
     default_service: RunningService, http: httpx.Client

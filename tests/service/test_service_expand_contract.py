@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from service.launcher import RunningService, run_service
@@ -23,6 +24,8 @@ from service.schema import (
     current_revisions,
 )
 from tests.service.service_probes import checkout, read_order, release_env, scrape
+
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
 
 # Each deploy of the change: the release it brings, and the revision it leaves the database at.
 DEPLOYS = (

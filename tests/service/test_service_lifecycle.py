@@ -24,6 +24,8 @@ from tests.service.service_probes import (
     scrape,
 )
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 
 def test_sigterm_finishes_the_request_in_flight_and_refuses_new_connections() -> None:
     with run_service({"SERVICE_LATENCY_MS": "1500"}) as service, ThreadPoolExecutor(1) as pool:

@@ -36,6 +36,8 @@ from tests.service.service_probes import (
     run_together,
 )
 
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+
 V1 = release_env(None)
 
 

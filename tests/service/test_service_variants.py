@@ -6,12 +6,15 @@ import statistics
 import time
 
 import httpx
+import pytest
 
 from pytest_rollout._proc import free_port
 from pytest_rollout._wait import wait_for
 from service.launcher import RunningService, run_service
 from service.schema import upgrade
 from tests.service.service_probes import order_rows, raw_exchange, scrape
+
+pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
 
 
 def test_booting_service_accepts_connections_and_drops_them_then_serves(

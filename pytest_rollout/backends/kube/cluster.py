@@ -17,7 +17,6 @@ Two ways in:
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 from pathlib import Path
 
@@ -33,16 +32,14 @@ from pytest_rollout.backends.kube.kind import (
     DEFAULT_CLUSTER,
     ClusterLease,
     Kind,
-    check_cluster_name,
     node_image,
 )
 from pytest_rollout.backends.kube.namespace import KubeNamespace
 from pytest_rollout.backends.kube.resources import data_dir
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.errors import ConfigError, RolloutError
+from pytest_rollout.names import check_kind_cluster_name, check_namespace_name
 from pytest_rollout.options import RolloutOptions
-
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def uses_existing_cluster(options: RolloutOptions) -> bool:
@@ -50,7 +47,7 @@ def uses_existing_cluster(options: RolloutOptions) -> bool:
 
 
 def kind_cluster_name(options: RolloutOptions) -> str:
-    return check_cluster_name(options.kind_cluster or DEFAULT_CLUSTER)
+    return check_kind_cluster_name(options.kind_cluster or DEFAULT_CLUSTER)
 
 
 def component_versions(options: RolloutOptions) -> str:
@@ -285,11 +282,7 @@ class KubeCluster:
     def create_namespace(self, name: str) -> Namespace:
         if self.api is None:
             raise RolloutError("the kube cluster is not started")
-        if not _DNS_LABEL.fullmatch(name):
-            raise ConfigError(
-                f"namespace {name!r}: must be a DNS-1123 label (lower-case alphanumerics and "
-                "'-', at most 63 characters)"
-            )
+        check_namespace_name(name)
         if name in self.namespaces:
             raise ConfigError(f"namespace {name!r} already exists")
         gateway = self._forwards.get("gateway")

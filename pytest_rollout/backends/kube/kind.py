@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,20 +19,10 @@ from pathlib import Path
 
 from pytest_rollout.backends.kube import tools, versions
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.names import KIND_CLUSTER_NAME
 
 DEFAULT_CLUSTER = "pytest-rollout"
 CREATE_TIMEOUT = 600.0
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$")
-
-
-def check_cluster_name(name: str) -> str:
-    """kind names its node containers ``<name>-control-plane``; keep it a short DNS label."""
-    if not _NAME.match(name):
-        raise ConfigError(
-            f"kind cluster name {name!r}: expected lowercase letters, digits and '-' "
-            "(at most 42 characters, starting and ending with a letter or digit)"
-        )
-    return name
 
 
 def node_image(environ: dict[str, str] | None = None) -> str:
@@ -51,7 +40,9 @@ def node_image(environ: dict[str, str] | None = None) -> str:
 
 def parse_clusters(output: str) -> list[str]:
     """Names from ``kind get clusters`` (which says "No kind clusters found." on stderr)."""
-    return [line.strip() for line in output.splitlines() if _NAME.match(line.strip())]
+    return [
+        line.strip() for line in output.splitlines() if KIND_CLUSTER_NAME.fullmatch(line.strip())
+    ]
 
 
 def parse_docker_port(output: str) -> int | None:

@@ -2,87 +2,52 @@
 
 :class:`LocalCluster` is the expensive, session-wide part: one event loop thread (the kubelet and
 the controllers), one HAProxy (the Gateway and every Service's proxy) and one Prometheus.
-:class:`LocalNamespace` is the cheap, per-test part: it applies manifests (Deployment, Service,
-HTTPRoute), releases variants, waits for rollouts and tears everything down again.
+:class:`~.namespace.LocalNamespace` is the cheap, per-test part: it applies manifests (Deployment,
+Service, HTTPRoute), releases variants, waits for rollouts and tears everything down again.
 
 Every pod is a real process on its own 127.x.y.z address; the target config maps its image to a
 command. Pods are registered with Prometheus as soon as they have an address (as Kubernetes
-service discovery does) and become router endpoints only when Ready, after the propagation
+service discovery does) and become router endpoints only when Ready, after the endpoint
 delay of :mod:`.networking`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import dataclasses
-import os
-import re
-import shutil
-import sys
 import urllib.parse
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from pytest_rollout.backends import server_of
 from pytest_rollout.backends.base import (
-    EventView,
-    ResourceSample,
     RollbackAllowance,
-    RolloutHandle,
 )
-from pytest_rollout.backends.local.events import Event, EventRecorder
+from pytest_rollout.backends.local.events import EventRecorder
 from pytest_rollout.backends.local.loop import LoopThread
+from pytest_rollout.backends.local.namespace import LocalNamespace
 from pytest_rollout.backends.local.networking import (
-    DEFAULT_PROPAGATION_DELAY,
     EndpointPublisher,
-    HTTPRoute,
-    Service,
-    ready_endpoints,
 )
-from pytest_rollout.backends.local.pods import ContainerSpec, Launch, Pod, PodSpec, PodStatus
+from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGroup, pod_target
-from pytest_rollout.backends.local.resources import sample_resources
-from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
 from pytest_rollout.backends.local.router import Router
-from pytest_rollout.backends.local.workloads import DeploymentController
-from pytest_rollout.clock import epoch_now
-from pytest_rollout.config import TargetConfig, Variant
-from pytest_rollout.engine.analysis import AnalysisTemplate, JobLaunch, Providers
-from pytest_rollout.engine.status import Phase
-from pytest_rollout.engine.validation import check_manifests
-from pytest_rollout.errors import ConfigError, RolloutError, WaitTimeout
-from pytest_rollout.manifests import Manifest
-from pytest_rollout.options import RolloutOptions
+from pytest_rollout.config import TargetConfig
+from pytest_rollout.engine.analysis import AnalysisTemplate
+from pytest_rollout.errors import ConfigError, RolloutError
+from pytest_rollout.names import check_namespace_name
+from pytest_rollout.options import DEFAULT_ENDPOINT_DELAY, RolloutOptions
 
-# In the order they are applied: what others refer to first.
-SUPPORTED_KINDS = (
-    "Service",
-    "HTTPRoute",
-    "AnalysisTemplate",
-    "ClusterAnalysisTemplate",
-    "Deployment",
-    "Rollout",
-)
 PROMETHEUS_SERVICE = ("prometheus", "rollout-system")
 """Where analysis templates find Prometheus: the Service the kube backend installs."""
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_CALL_TIMEOUT = 60.0
-_SCRAPE_ANNOTATION = "prometheus.io/scrape"
-_PORT_ANNOTATION = "prometheus.io/port"
-_PATH_ANNOTATION = "prometheus.io/path"
 ROUTER_APPLY_BUDGET = 0.25
 """Seconds allowed for a delayed weight change to reach HAProxy once due: the loop timer firing
 late on a busy machine, then one runtime-API ``set var`` (docs/local-backend.md)."""
 
 
-def local_rollback_allowance(propagation_delay: float) -> RollbackAllowance:
+def local_rollback_allowance(endpoint_delay: float) -> RollbackAllowance:
     """The endpoint delay a weight change waits, the router's apply, and no event-time rounding
     (events carry the engine's own float time)."""
     return RollbackAllowance.of(
         {
-            "endpoint_propagation": propagation_delay,
+            "endpoint_propagation": endpoint_delay,
             "router_apply": ROUTER_APPLY_BUDGET,
             "event_time_resolution": 0.0,
         }
@@ -93,7 +58,7 @@ def open_local_cluster(
     options: RolloutOptions, workdir: Path, target: TargetConfig
 ) -> LocalCluster:
     """The session's local cluster, for the backend registry."""
-    return LocalCluster(workdir, target, propagation_delay=options.endpoint_delay).start()
+    return LocalCluster(workdir, target, endpoint_delay=options.endpoint_delay).start()
 
 
 class LocalCluster:
@@ -104,12 +69,12 @@ class LocalCluster:
         workdir: Path,
         target: TargetConfig,
         *,
-        propagation_delay: float = DEFAULT_PROPAGATION_DELAY,
+        endpoint_delay: float = DEFAULT_ENDPOINT_DELAY,
         time_scale: float = 1.0,
     ) -> None:
         self.workdir = Path(workdir)
         self.target = target
-        self.propagation_delay = propagation_delay
+        self.endpoint_delay = endpoint_delay
         self.time_scale = time_scale
         self.events = EventRecorder()
         self.loop = LoopThread()
@@ -126,7 +91,7 @@ class LocalCluster:
             self.loop.start()
             self.router.start()
             self.prometheus.start()
-            self.publisher = EndpointPublisher(self.router, self.loop.loop, self.propagation_delay)
+            self.publisher = EndpointPublisher(self.router, self.loop.loop, self.endpoint_delay)
         except BaseException:
             self.stop()
             raise
@@ -167,7 +132,7 @@ class LocalCluster:
 
     @property
     def rollback_allowance(self) -> RollbackAllowance:
-        return local_rollback_allowance(self.propagation_delay)
+        return local_rollback_allowance(self.endpoint_delay)
 
     def resolve_url(self, url: str, namespace: str) -> str:
         """Map an in-cluster URL (``http://svc.ns.svc.cluster.local[:port]/path``, ``http://svc``)
@@ -201,11 +166,7 @@ class LocalCluster:
         return urllib.parse.urlunsplit(parts._replace(netloc=target.netloc))
 
     def create_namespace(self, name: str) -> LocalNamespace:
-        if not _DNS_LABEL.match(name):
-            raise ConfigError(
-                f"namespace {name!r}: must be a DNS-1123 label (lower-case alphanumerics and '-', "
-                "at most 63 characters)"
-            )
+        check_namespace_name(name)
         if name in self.namespaces:
             raise ConfigError(f"namespace {name!r} already exists")
         namespace = LocalNamespace(self, name)
@@ -240,449 +201,3 @@ class LocalCluster:
         if self.publisher is None:
             raise RolloutError("the local cluster is not started")
         return self.publisher
-
-
-class LocalNamespace:
-    """One test's namespace: its objects, controllers and pods."""
-
-    def __init__(self, cluster: LocalCluster, name: str) -> None:
-        self.cluster = cluster
-        self.namespace = name
-        self.recorder = cluster.events
-        self.data_dir = cluster.workdir / "namespaces" / name / "data"
-        self.log_dir = cluster.workdir / "namespaces" / name / "logs"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.created_at = epoch_now()
-        self.services: dict[str, Service] = {}
-        self.routes: dict[str, HTTPRoute] = {}
-        self.deployments: dict[str, DeploymentController] = {}
-        self.rollouts: dict[str, RolloutController] = {}
-        self.analysis_templates: dict[str, AnalysisTemplate] = {}
-        self.pods: dict[str, Pod] = {}
-        self._selectors: dict[str, Mapping[str, str]] = {}
-        self.providers = Providers(
-            resolve_url=lambda url: cluster.resolve_url(url, name),
-            job_launcher=self._launch_job,
-            job_log_dir=self.log_dir / "jobs",
-        )
-        self._controller_tasks: list[asyncio.Task[None]] = []
-        self._deletions: set[asyncio.Task[None]] = set()
-        self._deleted = False
-
-    def __repr__(self) -> str:
-        return f"<LocalNamespace {self.namespace}>"
-
-    @property
-    def name(self) -> str:
-        return self.namespace
-
-    @property
-    def rollback_allowance(self) -> RollbackAllowance:
-        return self.cluster.rollback_allowance
-
-    # -- the synchronous API (test thread) --
-
-    def apply(self, manifests: Iterable[Manifest]) -> None:
-        """Create the objects; Services first, then routes, then workloads (as kubectl would
-        accept them in any order, but endpoints exist from the first Ready pod). Every object
-        is checked before the first is created."""
-        objects = list(manifests)
-        for manifest in objects:
-            if manifest.kind not in SUPPORTED_KINDS:
-                raise manifest.error(
-                    (),
-                    f"kind {manifest.kind} is not supported by the local backend "
-                    f"(supported: {', '.join(SUPPORTED_KINDS)})",
-                )
-        check_manifests(objects)
-        order = {kind: index for index, kind in enumerate(SUPPORTED_KINDS)}
-        for manifest in sorted(objects, key=lambda m: order[m.kind]):
-            self._call(self._apply_one(manifest), f"apply {manifest.kind}/{manifest.name}")
-
-    def release(self, workload: str, variant: Variant) -> None:
-        """Roll a Deployment or Rollout to ``variant`` (a changed pod template, as
-        ``kubectl apply``)."""
-        controller = self._workload(workload)
-        kind = "Rollout" if isinstance(controller, RolloutController) else "Deployment"
-        current = (
-            controller.rollout.spec.template
-            if isinstance(controller, RolloutController)
-            else controller.template
-        )
-        template = copy.deepcopy(dict(current))
-        template["spec"] = variant.apply(template["spec"])
-        self._validate_pod_template(template, f"variant {variant.name!r} of {kind}/{workload}")
-
-        async def change() -> None:
-            controller.set_template(template)
-
-        self._call(change(), f"release {variant.name} to {kind}/{workload}")
-
-    def wait_rolled_out(self, workload: str, *, timeout: float) -> None:
-        """Wait until every replica runs the current template and is available (a Rollout:
-        Healthy with the current template stable)."""
-        controller = self._workload(workload)
-        if isinstance(controller, RolloutController):
-            self._call(
-                controller.wait_for(
-                    lambda s: (
-                        s.phase == Phase.HEALTHY
-                        and bool(s.stable_rs)
-                        and s.stable_rs == s.current_pod_hash
-                    )
-                ),
-                f"Rollout/{workload} to finish rolling out",
-                timeout,
-            )
-            return
-        try:
-            self.cluster.loop.call(
-                controller.wait_complete(),
-                timeout=timeout,
-                what=f"Deployment/{workload} to finish rolling out",
-            )
-        except WaitTimeout as exc:
-            status = controller.status()
-            raise WaitTimeout(
-                f"{exc}; status: {status.updated_replicas}/{status.replicas} updated, "
-                f"{status.available_replicas} available; recent events: "
-                + " | ".join(self.event_lines()[-5:])
-            ) from exc
-
-    def rollout(self, name: str) -> RolloutHandle:
-        controller = self.rollouts.get(name)
-        if controller is None:
-            raise ConfigError(
-                f"no Rollout {name!r} in namespace {self.namespace} "
-                f"(rollouts: {', '.join(sorted(self.rollouts)) or 'none'})"
-            )
-        return LocalRolloutHandle(
-            controller,
-            lambda coro, what, timeout: self._call(coro, what, timeout),
-            self.recorder,
-        )
-
-    def route_url(self, route: str) -> str:
-        """The client-facing URL of an HTTPRoute (its Gateway listener)."""
-        if route not in self.routes:
-            raise ConfigError(
-                f"no HTTPRoute {route!r} in namespace {self.namespace} "
-                f"(routes: {', '.join(sorted(self.routes)) or 'none'})"
-            )
-        return self.cluster.router.route_url(self.routes[route].route)
-
-    def service_url(self, service: str) -> str:
-        """The Service's in-cluster address (its own proxy port), e.g. for smoke checks."""
-        if service not in self.services:
-            raise ConfigError(f"no Service {service!r} in namespace {self.namespace}")
-        return self.cluster.router.route_url(_service_route(self.services[service]))
-
-    def pod_statuses(self) -> list[PodStatus]:
-        return [pod.status() for pod in list(self.pods.values())]
-
-    def namespace_events(self) -> list[Event]:
-        return self.recorder.events(namespace=self.namespace)
-
-    def events(self) -> list[EventView]:
-        """The namespace's events, oldest first."""
-        return [
-            EventView(e.timestamp, e.type, e.reason, e.message, e.involved.kind, e.involved.name)
-            for e in self.namespace_events()
-        ]
-
-    def event_lines(self) -> list[str]:
-        """The namespace's events, times relative to the namespace's creation."""
-        return self.recorder.lines(self.namespace_events(), origin=self.created_at)
-
-    def resources(self) -> ResourceSample:
-        """The namespace's pods, Ready or not, and the RSS of each one's process tree."""
-        return sample_resources(list(self.pods.values()))
-
-    def capture(self, destination: Path) -> None:
-        """Copy every pod's logs and the namespace's events under ``destination``."""
-        destination.mkdir(parents=True, exist_ok=True)
-        (destination / "events.log").write_text("\n".join(self.event_lines()) + "\n")
-        if self.log_dir.exists():
-            shutil.copytree(self.log_dir, destination / "pods", dirs_exist_ok=True)
-        lines = [
-            f"{s.name} phase={s.phase.value} ready={s.ready} restarts={s.restart_count} ip={s.ip}"
-            for s in self.pod_statuses()
-        ]
-        (destination / "pods.txt").write_text("\n".join(lines) + "\n")
-
-    def delete(self) -> None:
-        """Delete everything in the namespace: controllers stop, pods terminate gracefully,
-        routes and pools leave the router. Idempotent."""
-        if self._deleted:
-            return
-        self._deleted = True
-        if self.cluster.loop.running:
-            self._call(self._delete_all(), f"delete namespace {self.namespace}", timeout=120)
-        publisher = self.cluster.publisher
-        if publisher is not None and self.cluster.router.running():
-            publisher.run(self._leave_router).result()
-        self.cluster.namespaces.pop(self.namespace, None)
-        shutil.rmtree(self.data_dir.parent / "data", ignore_errors=True)
-
-    def _leave_router(self) -> None:
-        router = self.cluster.router
-        for route in self.routes.values():
-            router.remove_route(route.route)
-        for service in self.services.values():
-            router.remove_route(_service_route(service))
-            router.remove_pool(service.pool)
-
-    # -- on the loop --
-
-    async def _apply_one(self, manifest: Manifest) -> None:
-        publisher = self.cluster.require_publisher()
-        router = self.cluster.router
-        if manifest.kind == "Service":
-            service = Service.from_manifest(manifest, self.namespace)
-            self.services[service.name] = service
-            await asyncio.wrap_future(publisher.run(lambda: router.ensure_pool(service.pool)))
-            await asyncio.wrap_future(
-                publisher.run(
-                    lambda: router.ensure_route(_service_route(service), [(service.pool, 1)])
-                )
-            )
-            publisher.publish_endpoints(service.pool, ready_endpoints(service, self.pods.values()))
-        elif manifest.kind == "HTTPRoute":
-            route = HTTPRoute.from_manifest(manifest, self.namespace)
-            for backend in route.backends:
-                if backend.service not in self.services:
-                    raise manifest.error(
-                        ("spec", "rules", 0, "backendRefs"),
-                        f"Service {backend.service!r} does not exist in the manifests applied",
-                    )
-            self.routes[route.name] = route
-            backends = [(route.pool(b.service), b.weight) for b in route.backends]
-            await asyncio.wrap_future(
-                publisher.run(lambda: router.ensure_route(route.route, backends))
-            )
-        elif manifest.kind == "AnalysisTemplate":
-            self.analysis_templates[manifest.name] = AnalysisTemplate.from_manifest(manifest)
-        elif manifest.kind == "ClusterAnalysisTemplate":
-            self.cluster.cluster_templates[manifest.name] = AnalysisTemplate.from_manifest(manifest)
-        elif manifest.kind == "Rollout":
-            if manifest.name in self.rollouts or manifest.name in self.deployments:
-                raise manifest.error((), "already exists in this namespace")
-            rollout = RolloutController(self, manifest, time_scale=self.cluster.time_scale)
-            self._validate_pod_template(
-                rollout.rollout.spec.template, str(manifest.origin), manifest
-            )
-            rollout.check_references(self.services, self.routes)
-            self.rollouts[manifest.name] = rollout
-            self._controller_tasks.append(
-                asyncio.create_task(rollout.run(), name=f"rollout {self.namespace}/{manifest.name}")
-            )
-        else:
-            if manifest.name in self.deployments or manifest.name in self.rollouts:
-                raise manifest.error((), "already exists in this namespace")
-            controller = DeploymentController(self, manifest, time_scale=self.cluster.time_scale)
-            self._validate_pod_template(controller.template, str(manifest.origin), manifest)
-            self.deployments[manifest.name] = controller
-            self._controller_tasks.append(
-                asyncio.create_task(
-                    controller.run(), name=f"deployment {self.namespace}/{manifest.name}"
-                )
-            )
-
-    # -- what the Rollout controller asks of its namespace (on the loop) --
-
-    def analysis_template(self, name: str, *, cluster_scope: bool) -> AnalysisTemplate:
-        found = (self.cluster.cluster_templates if cluster_scope else self.analysis_templates).get(
-            name
-        )
-        if found is None:
-            kind = "ClusterAnalysisTemplate" if cluster_scope else "AnalysisTemplate"
-            raise ConfigError(f'{kind}.argoproj.io "{name}" not found')
-        return found
-
-    def set_service_hash(self, service: str, pod_hash: str) -> None:
-        """Point a Service at one ReplicaSet, as Argo does with the stable and canary Services."""
-        current = self.services[service]
-        base = self._selectors.setdefault(service, dict(current.selector))
-        updated = dataclasses.replace(current, selector={**base, HASH_LABEL: pod_hash})
-        self.services[service] = updated
-        publisher = self.cluster.require_publisher()
-        publisher.publish_endpoints(updated.pool, ready_endpoints(updated, self.pods.values()))
-
-    def set_route_weights(self, route: str, weights: Mapping[str, int]) -> None:
-        """Set an HTTPRoute's backend weights by Service name (the Gateway API plugin's job)."""
-        state = self.routes[route]
-        self.cluster.require_publisher().publish_weights(
-            state.route, {state.pool(service): weight for service, weight in weights.items()}
-        )
-
-    def _launch_job(self, container: Mapping[str, Any]) -> JobLaunch:
-        """Run an analysis Job's container as a local process, mapped like a pod's."""
-        env = {
-            str(e["name"]): str(e.get("value", ""))
-            for e in container.get("env") or []
-            if isinstance(e, dict) and "name" in e
-        }
-        command = self.cluster.target.local_command(
-            str(container.get("image", "")),
-            host="127.0.0.1",
-            port=None,
-            ports={},
-            data_dir=self.data_dir,
-            container_env=env,
-            command=[str(c) for c in container.get("command") or []],
-            args=[str(a) for a in container.get("args") or []],
-            prometheus_url=self.cluster.prometheus_url(),
-        )
-        return JobLaunch(
-            command.argv, env={**os.environ, **self._path_env(), **command.env}, cwd=command.cwd
-        )
-
-    @staticmethod
-    def _path_env() -> dict[str, str]:
-        # The image's interpreter is what `python` means inside a container.
-        return {
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        }
-
-    async def create_pod(
-        self, name: str, template: Mapping[str, Any], labels: Mapping[str, str]
-    ) -> Pod:
-        spec = PodSpec.from_manifest(
-            template["spec"], path="spec.template.spec", time_scale=self.cluster.time_scale
-        )
-        pod = Pod(
-            name,
-            self.namespace,
-            spec,
-            resolver=self._resolve,
-            events=self.recorder,
-            log_dir=self.log_dir,
-            labels=labels,
-        )
-        pod.add_readiness_observer(self._readiness_changed)
-        self.pods[name] = pod
-        await pod.start()
-        annotations = (template.get("metadata") or {}).get("annotations") or {}
-        self.cluster.pod_started(pod, _scrape_address(pod, annotations))
-        return pod
-
-    def retire_pod(self, pod: Pod) -> None:
-        task = asyncio.create_task(
-            self._retire(pod), name=f"delete pod {self.namespace}/{pod.name}"
-        )
-        self._deletions.add(task)
-        task.add_done_callback(self._deletions.discard)
-
-    async def _retire(self, pod: Pod) -> None:
-        try:
-            await pod.delete()
-        finally:
-            self.pods.pop(pod.name, None)
-            self.cluster.pod_gone(pod)
-            self._poke_controllers()
-
-    def _readiness_changed(self, pod: Pod, ready: bool) -> None:
-        publisher = self.cluster.publisher
-        if publisher is not None:
-            for service in self.services.values():
-                if service.selects(pod.labels):
-                    publisher.publish_endpoints(
-                        service.pool, ready_endpoints(service, self.pods.values())
-                    )
-        self._poke_controllers()
-
-    def _poke_controllers(self) -> None:
-        for deployment in self.deployments.values():
-            deployment.poke()
-        for rollout in self.rollouts.values():
-            rollout.poke()
-
-    async def _delete_all(self) -> None:
-        for task in self._controller_tasks:
-            task.cancel()
-        await asyncio.gather(*self._controller_tasks, return_exceptions=True)
-        for rollout in self.rollouts.values():
-            await rollout.stop()
-        self.providers.close()
-        for pod in list(self.pods.values()):
-            if not pod.deleting:
-                self.retire_pod(pod)
-        await asyncio.gather(*list(self._deletions), return_exceptions=True)
-        # Endpoint updates still on their way would otherwise recreate the pools removed next.
-        publisher = self.cluster.publisher
-        if publisher is not None:
-            publisher.flush()
-
-    def _resolve(self, container: ContainerSpec, pod_ip: str) -> Launch:
-        ports = container.port_numbers
-        command = self.cluster.target.local_command(
-            container.image,
-            host=pod_ip,
-            port=ports[0] if ports else None,
-            ports=container.named_ports,
-            data_dir=self.data_dir,
-            container_env={},
-            command=container.command,
-            args=container.args,
-            prometheus_url=self.cluster.prometheus_url(),
-        )
-        env = dict(command.env)
-        # The image's interpreter is what `python` means inside the container.
-        env["PATH"] = os.pathsep.join(
-            [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-        )
-        return Launch(argv=command.argv, env=env, cwd=command.cwd)
-
-    # -- helpers --
-
-    def _validate_pod_template(
-        self, template: Mapping[str, Any], where: str, manifest: Manifest | None = None
-    ) -> None:
-        try:
-            spec = PodSpec.from_manifest(
-                template.get("spec"), path="spec.template.spec", time_scale=self.cluster.time_scale
-            )
-            for container in (*spec.init_containers, spec.container):
-                self.cluster.target.image(container.image)
-        except ConfigError as exc:
-            if manifest is not None:
-                raise ConfigError(f"{manifest.origin}: {manifest.ref}: {exc}") from exc
-            raise ConfigError(f"{where}: {exc}") from exc
-
-    def _deployment(self, name: str) -> DeploymentController:
-        try:
-            return self.deployments[name]
-        except KeyError:
-            raise ConfigError(
-                f"no Deployment {name!r} in namespace {self.namespace} "
-                f"(deployments: {', '.join(sorted(self.deployments)) or 'none'})"
-            ) from None
-
-    def _workload(self, name: str) -> DeploymentController | RolloutController:
-        found = self.deployments.get(name) or self.rollouts.get(name)
-        if found is None:
-            known = sorted([*self.deployments, *self.rollouts])
-            raise ConfigError(
-                f"no Deployment or Rollout {name!r} in namespace {self.namespace} "
-                f"(workloads: {', '.join(known) or 'none'})"
-            )
-        return found
-
-    def _call(self, coro: Any, what: str, timeout: float = _CALL_TIMEOUT) -> Any:
-        return self.cluster.loop.call(coro, timeout=timeout, what=what)
-
-
-def _service_route(service: Service) -> str:
-    return f"{service.pool}/service"
-
-
-def _scrape_address(pod: Pod, annotations: Mapping[str, str]) -> tuple[str, str] | None:
-    """Where Prometheus scrapes ``pod`` (address, path), by the usual prometheus.io annotations."""
-    if annotations.get(_SCRAPE_ANNOTATION) != "true" or pod.ip is None:
-        return None
-    ports = pod.spec.container.port_numbers
-    port = annotations.get(_PORT_ANNOTATION) or (str(ports[0]) if ports else None)
-    if port is None:
-        return None
-    return f"{pod.ip}:{port}", annotations.get(_PATH_ANNOTATION, "/metrics")

@@ -18,6 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pytest_rollout.errors import ConfigError
+
 SPLIT_SCALE = 1_000_000
 """Resolution of a route's split: thresholds are in parts per million."""
 
@@ -84,7 +86,7 @@ def thresholds(weights: Sequence[int]) -> tuple[int, ...]:
     through to the zero-weight backend, which answers 500.
     """
     if any(weight < 0 for weight in weights):
-        raise ValueError(f"weights must be >= 0, got {list(weights)}")
+        raise ConfigError(f"weights must be >= 0, got {list(weights)}")
     total = sum(weights)
     if total == 0:
         return tuple(0 for _ in weights)

@@ -1,7 +1,7 @@
 """Services and HTTPRoutes of the local backend, fed to the router.
 
 A Service is a router pool whose endpoints are the Ready, non-terminating pods its selector
-matches (``EndpointSlice`` semantics). Endpoint changes reach the router after a propagation
+matches (``EndpointSlice`` semantics). Endpoint changes reach the router after the endpoint
 delay, as on a cluster, where the EndpointSlice controller, the API server watch and the
 gateway's own resync all stand between a pod turning unready and the proxy hearing of it. That
 delay is why a pod that exits on SIGTERM without a preStop pause causes errors.
@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.router import Router
+from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest
 
-DEFAULT_PROPAGATION_DELAY = 1.0
-"""Seconds from a pod's readiness change to the router acting on it (configurable)."""
+_log = logging.getLogger(__name__)
 
 _SERVICE_SPEC_FIELDS = {"selector", "ports", "type", "sessionAffinity"}
 _ROUTE_SPEC_FIELDS = {"parentRefs", "rules", "hostnames"}
@@ -65,9 +68,7 @@ class Service:
         spec = manifest.body.get("spec")
         if not isinstance(spec, dict):
             raise manifest.error(("spec",), "must be a mapping")
-        for key in spec:
-            if key not in _SERVICE_SPEC_FIELDS:
-                raise manifest.error(("spec", key), "unsupported by the local backend")
+        FieldRef(("spec",), manifest, LOCAL_BACKEND_LABEL).only(spec, _SERVICE_SPEC_FIELDS)
         if spec.get("type", "ClusterIP") != "ClusterIP":
             raise manifest.error(("spec", "type"), "only ClusterIP is supported locally")
         selector = spec.get("selector")
@@ -116,18 +117,15 @@ class HTTPRoute:
         spec = manifest.body.get("spec")
         if not isinstance(spec, dict):
             raise manifest.error(("spec",), "must be a mapping")
-        for key in spec:
-            if key not in _ROUTE_SPEC_FIELDS:
-                raise manifest.error(("spec", key), "unsupported by the local backend")
+        where = FieldRef(("spec",), manifest, LOCAL_BACKEND_LABEL)
+        where.only(spec, _ROUTE_SPEC_FIELDS)
         rules = spec.get("rules")
         if not isinstance(rules, list) or len(rules) != 1 or not isinstance(rules[0], dict):
             raise manifest.error(
                 ("spec", "rules"), "the local backend supports exactly one rule per HTTPRoute"
             )
         rule: dict[str, Any] = rules[0]
-        for key in rule:
-            if key not in ("matches", "backendRefs", "name"):
-                raise manifest.error(("spec", "rules", 0, key), "unsupported by the local backend")
+        where.at("rules", 0).only(rule, ("matches", "backendRefs", "name"))
         for index, match in enumerate(rule.get("matches") or []):
             path = match.get("path") if isinstance(match, dict) else None
             if (
@@ -146,24 +144,24 @@ class HTTPRoute:
             raise manifest.error(("spec", "rules", 0, "backendRefs"), "must be a non-empty list")
         backends = []
         for index, ref in enumerate(refs):
-            where = ("spec", "rules", 0, "backendRefs", index)
+            ref_path = ("spec", "rules", 0, "backendRefs", index)
             if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-                raise manifest.error(where, "must name a Service")
+                raise manifest.error(ref_path, "must name a Service")
             if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
-                raise manifest.error(where, "only Service backends are supported")
+                raise manifest.error(ref_path, "only Service backends are supported")
             if "namespace" in ref:
                 raise manifest.error(
-                    (*where, "namespace"), "cross-namespace backends are unsupported"
+                    (*ref_path, "namespace"), "cross-namespace backends are unsupported"
                 )
             weight = ref.get("weight", 1)
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-                raise manifest.error((*where, "weight"), "must be an integer >= 0")
+                raise manifest.error((*ref_path, "weight"), "must be an integer >= 0")
             backends.append(RouteBackend(ref["name"], ref.get("port"), weight))
         return cls(namespace, manifest.name, tuple(backends))
 
 
 class EndpointPublisher:
-    """Delivers endpoint and weight changes to the router, in order, after the propagation delay.
+    """Delivers endpoint and weight changes to the router, in order, after the endpoint delay.
 
     Router calls block (a socket round-trip, sometimes a reload), so they run on one dedicated
     worker thread rather than on the event loop; one thread keeps them in order.
@@ -176,31 +174,61 @@ class EndpointPublisher:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="router")
         self._pending: dict[asyncio.TimerHandle, Callable[[], object]] = {}
 
-    def publish_endpoints(self, pool: str, endpoints: Mapping[str, str]) -> None:
-        """Schedule ``pool``'s endpoints to become ``endpoints`` after the delay (on the loop)."""
-        snapshot = dict(endpoints)
-        self._later(lambda: self.router.set_endpoints(pool, snapshot))
+    def publish_endpoints(
+        self, pool: str, endpoints: Mapping[str, str], failure: FailureLatch | None = None
+    ) -> None:
+        """Schedule ``pool``'s endpoints to become ``endpoints`` after the delay (on the loop).
 
-    def publish_weights(self, route: str, weights: Mapping[str, int]) -> None:
+        Nobody waits for a delayed change: if the router refuses it, ``failure`` keeps the
+        error (else it is only logged)."""
+        snapshot = dict(endpoints)
+        self._later(
+            lambda: self.router.set_endpoints(pool, snapshot),
+            f"the endpoint update of pool {pool}",
+            failure,
+        )
+
+    def publish_weights(
+        self, route: str, weights: Mapping[str, int], failure: FailureLatch | None = None
+    ) -> None:
         """Schedule a route's pool weights to change after the delay: an HTTPRoute update
-        reaches the Gateway's data plane no sooner than an endpoint change does."""
+        reaches the Gateway's data plane no sooner than an endpoint change does. ``failure``
+        as for :meth:`publish_endpoints`."""
         snapshot = dict(weights)
-        self._later(lambda: self.router.set_weights(route, snapshot))
+        self._later(
+            lambda: self.router.set_weights(route, snapshot),
+            f"the weight update of route {route}",
+            failure,
+        )
 
     def run(self, call: Callable[[], object]) -> concurrent.futures.Future[object]:
         """Run a router call now, in order with the delayed ones."""
         return self._executor.submit(call)
 
-    def _later(self, call: Callable[[], object]) -> None:
+    def _later(self, call: Callable[[], object], what: str, failure: FailureLatch | None) -> None:
         handle: asyncio.TimerHandle | None = None
+
+        def guarded() -> None:
+            try:
+                call()
+            except Exception as exc:
+                self._report(exc, what, failure)
 
         def fire() -> None:
             if handle is not None:
                 self._pending.pop(handle, None)
-            self._executor.submit(call)
+            self._executor.submit(guarded)
 
         handle = self.loop.call_later(self.delay, fire)
-        self._pending[handle] = call
+        self._pending[handle] = guarded
+
+    def _report(self, error: Exception, what: str, failure: FailureLatch | None) -> None:
+        """On the router's thread: hand a failed delayed change to the loop, which keeps it."""
+        if failure is None:
+            _log.error("%s failed", what, exc_info=error)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the session is ending
+            self.loop.call_soon_threadsafe(failure.record, error, what)
 
     def flush(self) -> None:
         """Deliver every scheduled change now, in order, and wait for the worker."""

@@ -48,7 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout._proc import ManagedProcess
-from pytest_rollout.errors import ConfigError, ProcessError
+from pytest_rollout.errors import ProcessError
+from pytest_rollout.fieldcheck import FieldRef
 
 KUBE_PROBE_USER_AGENT = "kube-probe/1.31"
 MAX_OUTPUT_BYTES = 10 * 1024
@@ -109,12 +110,13 @@ PROBE_ACTIONS = frozenset({"httpGet", "tcpSocket", "exec"})
 def parse_action(
     raw: Mapping[str, Any],
     *,
-    path: str,
+    where: FieldRef,
     ports: Mapping[str, int],
     allowed: frozenset[str] = PROBE_ACTIONS,
     extra_keys: frozenset[str] = frozenset(),
 ) -> Action:
-    """The one handler in ``raw`` (``httpGet``, ``tcpSocket`` or ``exec``).
+    """The one handler in ``raw`` (``httpGet``, ``tcpSocket`` or ``exec``), the field at
+    ``where``.
 
     ``ports`` maps the container's named ports to numbers; ``extra_keys`` are the other keys the
     caller handles itself (e.g. the probe's timing fields), so anything else is rejected.
@@ -122,100 +124,96 @@ def parse_action(
     known = {"httpGet", "tcpSocket", "exec", "grpc", "sleep"}
     for key in raw:
         if key not in known and key not in extra_keys:
-            raise ConfigError(
-                f"unsupported: {path}.{key} (allowed: {_names(allowed | extra_keys)})"
-            )
+            raise where.at(key).unsupported(sorted(allowed | extra_keys))
     present = [key for key in raw if key in known]
     for key in present:
         if key not in allowed:
-            raise ConfigError(
-                f"unsupported: {path}.{key} (the local backend runs {_names(allowed)})"
-            )
+            raise where.at(key).unsupported(sorted(allowed))
     if not present:
-        raise ConfigError(f"invalid: {path}: must specify a handler type ({_names(allowed)})")
+        raise where.invalid(f"must specify a handler type ({_names(allowed)})")
     if len(present) > 1:
-        raise ConfigError(
-            f"invalid: {path}: may not specify more than 1 handler type (found {_names(present)})"
-        )
+        raise where.invalid(f"may not specify more than 1 handler type (found {_names(present)})")
     kind = present[0]
-    spec = _mapping(raw[kind], f"{path}.{kind}")
+    here = where.at(kind)
+    spec = here.mapping(raw[kind])
     if kind == "httpGet":
-        return _parse_http_get(spec, f"{path}.httpGet", ports)
+        return _parse_http_get(spec, here, ports)
     if kind == "tcpSocket":
-        _only_keys(spec, f"{path}.tcpSocket", {"port", "host"})
+        here.only(spec, ("port", "host"))
         return TCPSocketAction(
-            port=resolve_port(spec.get("port"), f"{path}.tcpSocket.port", ports),
-            host=_loopback_host(spec.get("host"), f"{path}.tcpSocket.host"),
+            port=resolve_port(spec.get("port"), here.at("port"), ports),
+            host=_loopback_host(spec.get("host"), here.at("host")),
         )
-    _only_keys(spec, f"{path}.exec", {"command"})
+    here.only(spec, ("command",))
     command = spec.get("command")
     if (
         not isinstance(command, list)
         or not command
         or not all(isinstance(arg, str) for arg in command)
     ):
-        raise ConfigError(f"invalid: {path}.exec.command: must be a non-empty list of strings")
+        raise here.at("command").invalid("must be a non-empty list of strings")
     return ExecAction(tuple(command))
 
 
-def _parse_http_get(spec: Mapping[str, Any], path: str, ports: Mapping[str, int]) -> HTTPGetAction:
-    _only_keys(spec, path, {"path", "port", "host", "scheme", "httpHeaders"})
+def _parse_http_get(
+    spec: Mapping[str, Any], where: FieldRef, ports: Mapping[str, int]
+) -> HTTPGetAction:
+    where.only(spec, ("path", "port", "host", "scheme", "httpHeaders"))
     scheme = spec.get("scheme", "HTTP")
     if scheme != "HTTP":
-        raise ConfigError(
-            f"unsupported: {path}.scheme={scheme!r} (the local backend probes over HTTP only)"
+        raise where.at("scheme").unsupported(
+            value=scheme, reason="the local backend probes over HTTP only"
         )
     url_path = spec.get("path", "/")
     if not isinstance(url_path, str):
-        raise ConfigError(f"invalid: {path}.path: must be a string")
+        raise where.at("path").invalid("must be a string")
     if not url_path.startswith("/"):
         url_path = "/" + url_path
     headers: list[tuple[str, str]] = []
     raw_headers = spec.get("httpHeaders", [])
-    if not isinstance(raw_headers, list):
-        raise ConfigError(f"invalid: {path}.httpHeaders: must be a list of {{name, value}}")
-    for index, header in enumerate(raw_headers):
-        where = f"{path}.httpHeaders[{index}]"
-        item = _mapping(header, where)
-        _only_keys(item, where, {"name", "value"})
+    for here, item in where.at("httpHeaders").entries(
+        raw_headers, expected="a list of {name, value}"
+    ):
+        here.only(item, ("name", "value"))
         name, value = item.get("name"), item.get("value", "")
         if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
-            raise ConfigError(f"invalid: {where}.name: must be an HTTP header name")
+            raise here.at("name").invalid("must be an HTTP header name")
         if not isinstance(value, str) or "\r" in value or "\n" in value:
-            raise ConfigError(f"invalid: {where}.value: must be a single-line string")
+            raise here.at("value").invalid("must be a single-line string")
         headers.append((name, value))
     return HTTPGetAction(
-        port=resolve_port(spec.get("port"), f"{path}.port", ports),
+        port=resolve_port(spec.get("port"), where.at("port"), ports),
         path=url_path,
-        host=_loopback_host(spec.get("host"), f"{path}.host"),
+        host=_loopback_host(spec.get("host"), where.at("host")),
         headers=tuple(headers),
     )
 
 
-def resolve_port(value: object, path: str, ports: Mapping[str, int]) -> int:
+def resolve_port(value: object, where: FieldRef, ports: Mapping[str, int]) -> int:
     """A port number, or a named container port resolved against ``ports``."""
     if isinstance(value, bool):
-        raise ConfigError(f"invalid: {path}: must be a port number or a container port name")
+        raise where.invalid("must be a port number or a container port name")
     if isinstance(value, int):
         if not 1 <= value <= 65535:
-            raise ConfigError(f"invalid: {path}={value}: must be between 1 and 65535")
+            raise where.invalid("must be between 1 and 65535", value=value)
         return value
     if isinstance(value, str):
         if not _PORT_NAME_RE.fullmatch(value) or not re.search("[a-z]", value) or "--" in value:
-            raise ConfigError(
-                f"invalid: {path}={value!r}: must be a port number or an IANA_SVC_NAME "
-                f"(lowercase letters, digits and '-', at most 15, at least one letter)"
+            raise where.invalid(
+                "must be a port number or an IANA_SVC_NAME (lowercase letters, digits and '-', "
+                "at most 15, at least one letter)",
+                value=value,
             )
         if value not in ports:
             known = ", ".join(sorted(ports)) or "none"
-            raise ConfigError(
-                f"invalid: {path}={value!r}: no container port has that name (named ports: {known})"
+            raise where.invalid(
+                f"no container port has that name (named ports: {known})", value=value
             )
         return ports[value]
-    raise ConfigError(f"invalid: {path}: must be a port number or a container port name")
+    raise where.invalid("must be a port number or a container port name")
 
 
-def _loopback_host(value: object, path: str) -> str | None:
+def _loopback_host(value: object, where: FieldRef) -> str | None:
     if value is None or value == "":
         return None
     if value == "localhost":
@@ -225,9 +223,9 @@ def _loopback_host(value: object, path: str) -> str | None:
     except ValueError:
         address = None
     if address is None or not address.is_loopback or address.version != 4:
-        raise ConfigError(
-            f"unsupported: {path}={value!r} (the local backend only reaches 127.0.0.0/8; "
-            f"leave it unset to probe the pod IP)"
+        raise where.unsupported(
+            value=value,
+            reason="the local backend only reaches 127.0.0.0/8; leave it unset to probe the pod IP",
         )
     return str(address)
 
@@ -253,12 +251,13 @@ class ProbeSpec:
         raw: object,
         *,
         kind: ProbeKind,
-        path: str,
+        where: FieldRef,
         ports: Mapping[str, int],
         time_scale: float = 1.0,
     ) -> ProbeSpec:
-        """Parse and validate ``raw`` (the ``readinessProbe`` etc. mapping) at field ``path``."""
-        spec = _mapping(raw, path)
+        """Parse and validate ``raw`` (the ``readinessProbe`` etc. mapping), the field at
+        ``where``."""
+        spec = where.mapping(raw)
         timing = {
             "initialDelaySeconds",
             "periodSeconds",
@@ -267,32 +266,30 @@ class ProbeSpec:
             "failureThreshold",
             "terminationGracePeriodSeconds",
         }
-        action = parse_action(spec, path=path, ports=ports, extra_keys=frozenset(timing))
-        initial_delay = _non_negative_int(spec, "initialDelaySeconds", path, default=0)
-        period = _non_negative_int(spec, "periodSeconds", path, default=DEFAULT_PERIOD_SECONDS)
-        timeout = _non_negative_int(spec, "timeoutSeconds", path, default=DEFAULT_TIMEOUT_SECONDS)
+        action = parse_action(spec, where=where, ports=ports, extra_keys=frozenset(timing))
+        initial_delay = _non_negative_int(spec, "initialDelaySeconds", where, default=0)
+        period = _non_negative_int(spec, "periodSeconds", where, default=DEFAULT_PERIOD_SECONDS)
+        timeout = _non_negative_int(spec, "timeoutSeconds", where, default=DEFAULT_TIMEOUT_SECONDS)
         success = _non_negative_int(
-            spec, "successThreshold", path, default=DEFAULT_SUCCESS_THRESHOLD
+            spec, "successThreshold", where, default=DEFAULT_SUCCESS_THRESHOLD
         )
         failure = _non_negative_int(
-            spec, "failureThreshold", path, default=DEFAULT_FAILURE_THRESHOLD
+            spec, "failureThreshold", where, default=DEFAULT_FAILURE_THRESHOLD
         )
         if kind is not ProbeKind.READINESS and success != 1:
-            raise ConfigError(
-                f"invalid: {path}.successThreshold={success}: must be 1 for a {kind.field}"
+            raise where.at("successThreshold").invalid(
+                f"must be 1 for a {kind.field}", value=success
             )
         grace: float | None = None
         if "terminationGracePeriodSeconds" in spec:
             if kind is ProbeKind.READINESS:
-                raise ConfigError(
-                    f"invalid: {path}.terminationGracePeriodSeconds: must not be set for "
-                    f"readinessProbes"
+                raise where.at("terminationGracePeriodSeconds").invalid(
+                    "must not be set for readinessProbes"
                 )
-            seconds = _non_negative_int(spec, "terminationGracePeriodSeconds", path, default=0)
+            seconds = _non_negative_int(spec, "terminationGracePeriodSeconds", where, default=0)
             if seconds < 1:
-                raise ConfigError(
-                    f"invalid: {path}.terminationGracePeriodSeconds={seconds}: must be greater "
-                    f"than 0"
+                raise where.at("terminationGracePeriodSeconds").invalid(
+                    "must be greater than 0", value=seconds
                 )
             grace = seconds * time_scale
         return cls(
@@ -306,12 +303,12 @@ class ProbeSpec:
         )
 
 
-def _non_negative_int(spec: Mapping[str, Any], key: str, path: str, *, default: int) -> int:
+def _non_negative_int(spec: Mapping[str, Any], key: str, where: FieldRef, *, default: int) -> int:
     value = spec.get(key, 0)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"invalid: {path}.{key}={value!r}: must be an integer")
+        raise where.at(key).invalid("must be an integer", value=value)
     if value < 0:
-        raise ConfigError(f"invalid: {path}.{key}={value}: must be greater than or equal to 0")
+        raise where.at(key).invalid("must be greater than or equal to 0", value=value)
     return value if value != 0 else default
 
 
@@ -658,18 +655,6 @@ def expand_references(text: str, env: Mapping[str, str]) -> str:
         out.append(char)
         i += 1
     return "".join(out)
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"invalid: {path}: must be a mapping")
-    return value
-
-
-def _only_keys(spec: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    for key in spec:
-        if key not in allowed:
-            raise ConfigError(f"unsupported: {path}.{key} (allowed: {_names(allowed)})")
 
 
 def _names(keys: Iterable[str]) -> str:

@@ -49,7 +49,7 @@ import yaml
 from pytest_rollout import _proc, _tools
 from pytest_rollout._wait import wait_for
 from pytest_rollout.errors import ConfigError, ProcessError, PrometheusError, WaitTimeout
-from pytest_rollout.prom import PromClient, Sample, quote
+from pytest_rollout.prom import DURATION, LABEL_NAME, PromClient, Sample, quote
 
 __all__ = [
     "DISCOVERY_PERIOD",
@@ -70,8 +70,6 @@ DISCOVERY_PERIOD = 5.0
 #: busy machine.
 FIRST_SAMPLE_BOUND = DISCOVERY_PERIOD + SCRAPE_INTERVAL + 2.0
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 _BIND_FAILED = "address already in use"
 _START_ATTEMPTS = 3
@@ -96,7 +94,7 @@ class TargetGroup:
         for target in self.targets:
             _check_loopback_target(target)
         for name, value in self.labels.items():
-            if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
+            if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
                 raise ConfigError(
                     f"target label name {name!r} is not valid: allowed [a-zA-Z_][a-zA-Z0-9_]*"
                 )
@@ -166,7 +164,7 @@ class PrometheusServer:
     ) -> None:
         if not ipaddress.IPv4Address(host).is_loopback:
             raise ConfigError(f"Prometheus host {host!r} is not on loopback (127.0.0.0/8)")
-        if not retention or not _DURATION.fullmatch(retention):
+        if not retention or not DURATION.fullmatch(retention):
             raise ConfigError(
                 f"Prometheus retention {retention!r} is not a duration: use e.g. '1d' or '12h'"
             )

@@ -42,11 +42,11 @@ _PERCENT_MESSAGE = (
 def scaled_value(value: IntOrPercent, total: int, *, round_up: bool) -> int:
     """An int-or-percent resolved against ``total``: ``"25%"`` of 10 is 3 up, 2 down."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"expected an integer or a percentage, got {value!r}")
+        raise ConfigError(f"expected an integer or a percentage, got {value!r}")
     if isinstance(value, int):
         return value
     if not _PERCENT.fullmatch(value):
-        raise ValueError(f"invalid value {value!r}: {_PERCENT_MESSAGE}")
+        raise ConfigError(f"invalid value {value!r}: {_PERCENT_MESSAGE}")
     share = int(value[:-1]) * total
     return -(-share // 100) if round_up else share // 100
 

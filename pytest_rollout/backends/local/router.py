@@ -62,81 +62,24 @@ import atexit
 import contextlib
 import functools
 import ipaddress
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pytest_rollout import _tools
-from pytest_rollout._proc import ManagedProcess, free_port, port_accepts
+from pytest_rollout._proc import free_port, port_accepts
 from pytest_rollout._wait import wait_for
 from pytest_rollout.backends.local import haproxy_config as cfg
-from pytest_rollout.backends.local.haproxy_cli import CommandFailed, MasterCli, ProcessTable
+from pytest_rollout.backends.local.haproxy_cli import CommandFailed
+from pytest_rollout.backends.local.haproxy_process import RELOAD_TIMEOUT, HAProxyProcess
+from pytest_rollout.backends.local.router_stats import RouterStats, TrafficLedger
 from pytest_rollout.errors import ConfigError, ProcessError, RolloutError, WaitTimeout
 
 MAX_WEIGHT = 1_000_000
 """The Gateway API's upper bound for a backendRef weight."""
 
-_SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes; keep a margin
 _REAP_INTERVAL = 0.05
-_START_TIMEOUT = 15.0
-_RELOAD_TIMEOUT = 15.0
 _PORT_ATTEMPTS = 3
-_RESPONSE_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """Requests counted by HAProxy, and their responses by status class."""
-
-    requests: int = 0
-    responses: Mapping[str, int] = field(default_factory=dict)
-
-    def __add__(self, other: Traffic) -> Traffic:
-        classes = set(self.responses) | set(other.responses)
-        return Traffic(
-            self.requests + other.requests,
-            {c: self.responses.get(c, 0) + other.responses.get(c, 0) for c in sorted(classes)},
-        )
-
-    @property
-    def errors_5xx(self) -> int:
-        return self.responses.get("5xx", 0)
-
-
-@dataclass(frozen=True)
-class ServerStats:
-    """One endpoint as HAProxy sees it; ``status`` is HAProxy's, or ``"removed"``."""
-
-    pool: str
-    pod: str
-    server: str
-    address: str
-    status: str
-    active: int
-    traffic: Traffic
-
-
-@dataclass(frozen=True)
-class RouterStats:
-    """Counters summed over every worker this router has run (reloads do not reset them).
-
-    A retired worker's counts are those last read from it (right after the reload, and on every
-    call while it lives); the few requests it finishes after the last read are not included.
-    """
-
-    routes: Mapping[str, Traffic]
-    pools: Mapping[str, Traffic]
-    servers: tuple[ServerStats, ...]
-
-    def requests_by_pod(self, pool: str | None = None) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for server in self.servers:
-            if pool is None or server.pool == pool:
-                counts[server.pod] = counts.get(server.pod, 0) + server.traffic.requests
-        return counts
 
 
 @dataclass
@@ -165,14 +108,6 @@ class _Route:
     weights: dict[str, int]
 
 
-@dataclass
-class _Snapshot:
-    """Last counters read from one worker, by (proxy, server) row."""
-
-    rows: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
-    present: set[tuple[str, str]] = field(default_factory=set)  # rows of the latest read
-
-
 class Router:
     """A real HAProxy in master-worker mode; see the module docstring for semantics.
 
@@ -189,15 +124,9 @@ class Router:
         self._pools: dict[str, _Pool] = {}
         self._routes: dict[str, _Route] = {}
         self._serial = 0
-        self._process: ManagedProcess | None = None
-        self._socket_dir: Path | None = None
-        self._cli: MasterCli | None = None
-        self._worker = 0
+        self._haproxy = HAProxyProcess(self.workdir)
         self._reloads = 0
-        self._snapshots: dict[int, _Snapshot] = {}
-        self._server_owner: dict[tuple[str, str], tuple[str, str, str]] = {}
-        self._backend_pool: dict[str, str] = {}
-        self._frontend_route: dict[str, str] = {}
+        self._ledger = TrafficLedger()
         self._reaper: threading.Thread | None = None
         self._reap_error: Exception | None = None
         self._stopping = False
@@ -206,20 +135,20 @@ class Router:
 
     @property
     def config_path(self) -> Path:
-        return self.workdir / "haproxy.cfg"
+        return self._haproxy.config_path
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "haproxy.log"
+        return self._haproxy.log_path
 
     @property
     def master_pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._haproxy.master_pid
 
     @property
     def worker_pid(self) -> int:
         """The PID of the worker serving new connections."""
-        return self._worker
+        return self._haproxy.worker
 
     @property
     def reloads(self) -> int:
@@ -228,40 +157,19 @@ class Router:
 
     @property
     def socket_dir(self) -> Path | None:
-        return self._socket_dir
+        return self._haproxy.socket_dir
 
     def running(self) -> bool:
-        return self._process is not None and self._process.running()
+        return self._haproxy.running()
 
     def start(self) -> Router:
         with self._lock:
-            if self._process is not None:
+            if self._haproxy.started:
                 raise ProcessError(f"router already started (master pid {self.master_pid})")
-            binary = _tools.find(_tools.HAPROXY)
             self.workdir.mkdir(parents=True, exist_ok=True)
-            self._socket_dir = Path(tempfile.mkdtemp(prefix="rollout-hap-", dir=_short_tmp()))
-            master_socket = str(self._socket_dir / "master.sock")
-            if len(master_socket) > _SOCKET_PATH_LIMIT:
-                raise ConfigError(
-                    f"haproxy socket path {master_socket!r} is longer than "
-                    f"{_SOCKET_PATH_LIMIT} bytes; set TMPDIR to a shorter directory"
-                )
-            self._cli = MasterCli(master_socket)
-            self._write_config(self._render())
-            self._process = ManagedProcess(
-                "haproxy",
-                [binary, "-W", "-S", f"{master_socket},mode,600", "-f", str(self.config_path)],
-                log_path=self.log_path,
-            )
             try:
-                self._process.start()
-                table = wait_for(
-                    self._probe_workers,
-                    what=f"haproxy (log {self.log_path}) to start its first worker",
-                    timeout=_START_TIMEOUT,
-                )
-                self._worker = table.workers[0]
-                self._wait_worker_answers(self._worker)
+                self._haproxy.make_socket_dir()
+                self._haproxy.start(self._render())
             except BaseException:
                 self.stop()
                 raise
@@ -285,17 +193,10 @@ class Router:
             reaper.join(timeout=5.0)
         with self._lock:
             self._reaper = None
-            if self._process is not None:
-                self._process.stop()
-                self._process = None
-            if self._socket_dir is not None:
-                shutil.rmtree(self._socket_dir, ignore_errors=True)
-                self._socket_dir = None
-            self._cli = None
-            self._worker = 0
+            self._haproxy.stop()
 
     def __enter__(self) -> Router:
-        return self.start() if self._process is None else self
+        return self.start() if not self._haproxy.started else self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
@@ -345,7 +246,7 @@ class Router:
         """
         wanted = {pod: _checked_address(pool, pod, addr) for pod, addr in endpoints.items()}
         with self._lock:
-            self._require_started()
+            self._haproxy.require_running()
             if pool not in self._pools:
 
                 def create() -> None:
@@ -396,7 +297,7 @@ class Router:
             raise ConfigError(f"route {route!r}: a pool appears twice in {list(pools)}")
         weights = {pool: _checked_weight(route, pool, weight) for pool, weight in backends}
         with self._lock:
-            self._require_started()
+            self._haproxy.require_running()
             existing = self._routes.get(route)
             if existing is not None and existing.pools == pools and port in (None, existing.port):
                 self.set_weights(route, weights)
@@ -413,7 +314,7 @@ class Router:
             wait_for(
                 lambda: port_accepts(self.settings.bind_host, chosen),
                 what=f"route {route!r} to accept connections on port {chosen}",
-                timeout=_RELOAD_TIMEOUT,
+                timeout=RELOAD_TIMEOUT,
             )
             return chosen
 
@@ -434,7 +335,7 @@ class Router:
     def set_weights(self, route: str, weights: Mapping[str, int]) -> None:
         """Change some or all of a route's pool weights; in effect for the next request."""
         with self._lock:
-            self._require_started()
+            self._haproxy.require_running()
             state = self._known_route(route)
             unknown = sorted(set(weights) - set(state.pools))
             if unknown:
@@ -466,16 +367,16 @@ class Router:
     def stats(self) -> RouterStats:
         """Request counts by route, pool and endpoint, from HAProxy's ``show stat``."""
         with self._lock:
-            self._require_started()
-            cli = self._require_cli()
+            self._haproxy.require_running()
+            cli = self._haproxy.cli()
             table = cli.processes()
-            for pid in (self._worker, *table.old_workers):
+            for pid in (self._haproxy.worker, *table.old_workers):
                 try:
-                    self._remember(pid, cli.stat_rows(pid))
+                    self._ledger.remember(pid, cli.stat_rows(pid))
                 except ProcessError:
-                    if pid == self._worker:
+                    if pid == self._haproxy.worker:
                         raise
-            return self._aggregate()
+            return self._ledger.aggregate(self._haproxy.worker)
 
     # -- internals: topology ---------------------------------------------------------------
 
@@ -484,7 +385,7 @@ class Router:
             raise ConfigError("pool name must not be empty")
         self._serial += 1
         backend = f"pool{self._serial}_{cfg.safe_name(pool)}"
-        self._backend_pool[backend] = pool
+        self._ledger.name_pool(backend, pool)
         state = _Pool(pool, backend)
         self._pools[pool] = state
         return state
@@ -497,7 +398,7 @@ class Router:
                 self._add_pool(pool)
         self._serial += 1
         frontend = f"route{self._serial}_{cfg.safe_name(route)}"
-        self._frontend_route[frontend] = route
+        self._ledger.name_route(frontend, route)
         self._routes[route] = _Route(
             route, frontend, f"proc.route{self._serial}", port, pools, dict(weights)
         )
@@ -527,12 +428,12 @@ class Router:
         }
         try:
             mutate()
-            if self._process is not None:
+            if self._haproxy.started:
                 self._reload()
         except BaseException:
             self._pools, self._routes = saved_pools, saved_routes
             with contextlib.suppress(OSError):
-                self._write_config(self._render())
+                self._haproxy.write_config(self._render())
             raise
 
     def _render(self) -> str:
@@ -553,64 +454,20 @@ class Router:
             )
             for route in self._routes.values()
         )
-        socket_dir = self._socket_dir or self.workdir
+        socket_dir = self._haproxy.socket_dir or self.workdir
         return cfg.render(
             cfg.ProxyConfig(str(socket_dir / "admin.sock"), backends, frontends, self.settings)
         )
 
-    def _write_config(self, text: str) -> None:
-        staging = self.config_path.with_suffix(".cfg.new")
-        staging.write_text(text)
-        staging.replace(self.config_path)
-
-    def _check_config(self, path: Path) -> None:
-        checker = ManagedProcess(
-            "haproxy-check",
-            [_tools.find(_tools.HAPROXY), "-c", "-f", str(path)],
-            log_path=self.workdir / "haproxy-check.log",
-        )
-        with checker:
-            code = checker.wait(timeout=_RELOAD_TIMEOUT)
-        if code != 0:
-            raise ProcessError(
-                f"haproxy rejected the rendered configuration {path}:\n{checker.log_tail()}"
-            )
-
     def _reload(self) -> None:
-        cli = self._require_cli()
-        old_worker = self._worker
+        cli = self._haproxy.cli()
+        old_worker = self._haproxy.worker
         with contextlib.suppress(ProcessError):
-            self._remember(old_worker, cli.stat_rows(old_worker))
-        candidate = self.workdir / "haproxy.cfg.candidate"
-        candidate.write_text(self._render())
-        self._check_config(candidate)
-        candidate.replace(self.config_path)
-        before = cli.processes()
-        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        cli.reload()
-
-        def settled() -> ProcessTable | None:
-            table = cli.processes()
-            failed = table.failed_reloads > before.failed_reloads
-            fresh = [pid for pid in table.workers if pid not in before.workers]
-            return table if failed or (table.reloads > before.reloads and fresh) else None
-
-        table = wait_for(
-            settled,
-            what="haproxy to finish a reload",
-            timeout=_RELOAD_TIMEOUT,
-            retry_on=ProcessError,
-        )
-        if table.failed_reloads > before.failed_reloads:
-            raise ProcessError(
-                "haproxy reload failed; the previous configuration keeps serving:\n"
-                + self._alerts_since(log_offset)
-            )
-        self._worker = next(pid for pid in table.workers if pid not in before.workers)
-        self._wait_worker_answers(self._worker)
+            self._ledger.remember(old_worker, cli.stat_rows(old_worker))
+        self._haproxy.reload(self._render())
         # The old worker takes no new connection from here on: its counts are nearly final.
         with contextlib.suppress(ProcessError):
-            self._remember(old_worker, cli.stat_rows(old_worker))
+            self._ledger.remember(old_worker, cli.stat_rows(old_worker))
         self._reloads += 1
         # Endpoints still draining stay in the old worker only, which finishes them.
         for pool in self._pools.values():
@@ -627,7 +484,7 @@ class Router:
         pool.used_names.add(name)
         server = _Server(name, pod, address)
         pool.ready[pod] = server
-        self._server_owner[(pool.backend, name)] = (pool.name, pod, address)
+        self._ledger.name_server(pool.backend, name, pool.name, pod, address)
         return server
 
     def _admit(self, pool: _Pool, pod: str, address: str) -> None:
@@ -674,9 +531,8 @@ class Router:
                 self._wake.wait(_REAP_INTERVAL if pending else None)
 
     def _reap_once(self) -> None:
-        cli = self._require_cli()
-        rows = cli.stat_rows(self._worker)
-        self._remember(self._worker, rows)
+        rows = self._haproxy.cli().stat_rows(self._haproxy.worker)
+        self._ledger.remember(self._haproxy.worker, rows)
         by_key = {(r["pxname"], r["svname"]): r for r in rows}
         for pool in self._pools.values():
             for name in list(pool.draining):
@@ -698,80 +554,9 @@ class Router:
     # -- internals: plumbing ---------------------------------------------------------------
 
     def _command(self, command: str, success: str, *, experimental: bool = False) -> None:
-        self._require_cli().expect(self._worker, command, success, experimental=experimental)
-
-    def _probe_workers(self) -> ProcessTable | None:
-        if self._process is not None and not self._process.running():
-            raise ProcessError(
-                f"haproxy exited with code {self._process.returncode}:\n{self._log_tail()}"
-            )
-        try:
-            table = self._require_cli().processes()
-        except ProcessError:
-            return None
-        return table if table.workers else None
-
-    def _wait_worker_answers(self, pid: int) -> None:
-        cli = self._require_cli()
-        wait_for(
-            lambda: f"Pid: {pid}" in cli.worker(pid, "show info"),
-            what=f"haproxy worker {pid} to answer on the runtime API",
-            timeout=_START_TIMEOUT,
-            retry_on=ProcessError,
+        self._haproxy.cli().expect(
+            self._haproxy.worker, command, success, experimental=experimental
         )
-
-    def _remember(self, pid: int, rows: list[dict[str, str]]) -> None:
-        snapshot = self._snapshots.setdefault(pid, _Snapshot())
-        snapshot.present = set()
-        for row in rows:
-            key = (row["pxname"], row["svname"])
-            snapshot.rows[key] = row
-            snapshot.present.add(key)
-
-    def _aggregate(self) -> RouterStats:
-        routes: dict[str, Traffic] = {}
-        pools: dict[str, Traffic] = {}
-        servers: dict[tuple[str, str], Traffic] = {}
-        latest = self._snapshots.get(self._worker, _Snapshot())
-        current = {key: latest.rows[key] for key in latest.present}
-        for snapshot in self._snapshots.values():
-            for (proxy, server), row in snapshot.rows.items():
-                if server == "FRONTEND" and proxy in self._frontend_route:
-                    name = self._frontend_route[proxy]
-                    routes[name] = routes.get(name, Traffic()) + _traffic(row, "req_tot")
-                elif server == "BACKEND" and proxy in self._backend_pool:
-                    name = self._backend_pool[proxy]
-                    pools[name] = pools.get(name, Traffic()) + _traffic(row, "stot")
-                elif (proxy, server) in self._server_owner:
-                    key = (proxy, server)
-                    servers[key] = servers.get(key, Traffic()) + _traffic(row, "stot")
-        server_stats = []
-        for (backend, name), traffic in sorted(servers.items()):
-            pool, pod, address = self._server_owner[(backend, name)]
-            live = current.get((backend, name))
-            status = live["status"] if live is not None else "removed"
-            active = int(live["scur"] or 0) if live is not None else 0
-            server_stats.append(ServerStats(pool, pod, name, address, status, active, traffic))
-        return RouterStats(routes, pools, tuple(server_stats))
-
-    def _alerts_since(self, offset: int) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(offset)
-            text = log.read().decode(errors="replace")
-        alerts = [line for line in text.splitlines() if "[ALERT]" in line]
-        return "\n".join(alerts) or self._log_tail()
-
-    def _log_tail(self) -> str:
-        return self._process.log_tail() if self._process is not None else ""
-
-    def _require_cli(self) -> MasterCli:
-        if self._cli is None:
-            raise ProcessError("router is not started")
-        return self._cli
-
-    def _require_started(self) -> None:
-        if self._process is None or not self._process.running():
-            raise ProcessError(f"router is not running:\n{self._log_tail()}")
 
     def _known_pool(self, pool: str) -> _Pool:
         try:
@@ -784,13 +569,6 @@ class Router:
             return self._routes[route]
         except KeyError:
             raise ConfigError(f"no route {route!r}; known routes: {sorted(self._routes)}") from None
-
-
-def _traffic(row: Mapping[str, str], total_column: str) -> Traffic:
-    return Traffic(
-        int(row.get(total_column) or 0),
-        {c: int(row.get(f"hrsp_{c}") or 0) for c in _RESPONSE_CLASSES},
-    )
 
 
 def _copy_pool(pool: _Pool) -> _Pool:
@@ -828,10 +606,3 @@ def _require_loopback(host: str, what: str) -> None:
         loopback = False
     if not loopback:
         raise ConfigError(f"{what}: {host!r} is not an address in 127.0.0.0/8")
-
-
-def _short_tmp() -> str:
-    # A unix socket path must fit in 108 bytes; $TMPDIR can be long, /tmp never is. mkdtemp
-    # makes a private (0700) directory in it.
-    shared = "/tmp"  # noqa: S108
-    return shared if Path(shared).is_dir() else tempfile.gettempdir()

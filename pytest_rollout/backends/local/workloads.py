@@ -18,10 +18,12 @@ from typing import Any, Protocol
 
 from pytest_rollout.backends.local import rolling
 from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
+from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.engine.rollout_model import pod_template_hash, safe_encode
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest
 
 _SYNC_PERIOD = 0.1
@@ -45,10 +47,14 @@ def safe_suffix(length: int = 5) -> str:
 
 
 class PodHost(Protocol):
-    """What a controller needs from its namespace: creating and retiring pods."""
+    """What a controller needs from its namespace: creating and retiring pods, and where its
+    failures go."""
 
     namespace: str
     recorder: EventRecorder
+    failure: FailureLatch
+    """A controller records a failed reconcile here (``failure.record(exc, what)``, from its
+    ``control_loop`` error callback): every wait in the namespace then fails at once with it."""
 
     async def create_pod(
         self, name: str, template: Mapping[str, Any], labels: Mapping[str, str]
@@ -110,13 +116,7 @@ class DeploymentController:
         spec = manifest.body.get("spec")
         if not isinstance(spec, dict):
             raise manifest.error(("spec",), "must be a mapping")
-        for key in spec:
-            if key not in _DEPLOYMENT_SPEC_FIELDS:
-                raise manifest.error(
-                    ("spec", key),
-                    "unsupported (the local backend implements "
-                    f"{', '.join(sorted(_DEPLOYMENT_SPEC_FIELDS))})",
-                )
+        FieldRef(("spec",), manifest, LOCAL_BACKEND_LABEL).only(spec, _DEPLOYMENT_SPEC_FIELDS)
         replicas = spec.get("replicas", 1)
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise manifest.error(("spec", "replicas"), f"must be an integer >= 0, got {replicas!r}")
@@ -194,13 +194,15 @@ class DeploymentController:
 
     def _failed(self, exc: Exception) -> None:
         # As the ReplicaSet controller does with a failed pod creation: report it on the
-        # object and try again at the next sync, rather than stop reconciling.
+        # object and try again at the next sync, rather than stop reconciling. The waits on the
+        # namespace fail at once with it rather than run into their deadlines.
         self.host.recorder.warning(
             self.ref,
             "FailedCreate",
             f"Error syncing: {type(exc).__name__}: {exc}",
             source=REPLICASET_CONTROLLER,
         )
+        self.host.failure.record(exc, f"the reconcile of Deployment/{self.name}")
 
     async def sync(self) -> None:
         now = epoch_now()
@@ -279,8 +281,9 @@ async def control_loop(
     ``reconcile`` asked to be called back at, or one sync period — whichever comes first.
 
     The period is a bound, not a sleep: it limits how late time-based conditions (pod
-    availability after ``minReadySeconds``) are noticed. A failed reconcile is reported and
-    retried, as controllers do.
+    availability after ``minReadySeconds``) are noticed. A failed reconcile goes to
+    ``on_error`` (which reports it, and keeps it in the host's :class:`FailureLatch` so that
+    waits fail with it) and is retried, as controllers do.
     """
     while True:
         wake_at: float | None = None
@@ -324,15 +327,11 @@ def _strategy(manifest: Manifest, raw: object) -> rolling.RollingUpdate:
         return rolling.RollingUpdate()
     if not isinstance(raw, dict):
         raise manifest.error(("spec", "strategy"), "must be a mapping")
+    where = FieldRef(("spec", "strategy"), manifest, LOCAL_BACKEND_LABEL)
     kind = raw.get("type", "RollingUpdate")
     if kind != "RollingUpdate":
-        raise manifest.error(
-            ("spec", "strategy", "type"),
-            f"unsupported: {kind!r} (the local backend implements RollingUpdate)",
-        )
-    for key in raw:
-        if key not in ("type", "rollingUpdate"):
-            raise manifest.error(("spec", "strategy", key), "unsupported")
+        raise where.at("type").unsupported(["RollingUpdate"], value=kind)
+    where.only(raw, ("type", "rollingUpdate"))
     try:
         return rolling.RollingUpdate.from_spec(raw.get("rollingUpdate"))
     except ConfigError as exc:

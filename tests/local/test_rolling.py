@@ -37,6 +37,12 @@ def test_an_integer_is_taken_as_is() -> None:
     assert scaled_value(3, 100, round_up=False) == 3
 
 
+@pytest.mark.parametrize("value", ["25", "x%", 2.5, True])
+def test_a_value_neither_integer_nor_percentage_is_a_config_error(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"percent|an integer or a percentage"):
+        scaled_value(value, 10, round_up=True)  # type: ignore[arg-type]
+
+
 def test_defaults_are_25_percent_each() -> None:
     strategy = RollingUpdate()
     assert (strategy.max_surge, strategy.max_unavailable) == ("25%", "25%")

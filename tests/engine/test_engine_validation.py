@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rollout.config import load_target_config
+from pytest_rollout.config_file import load_target_config
 from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import parse_manifests

@@ -560,6 +560,7 @@ def test_doubling_strings_hits_the_budget() -> None:
         evaluate(_doubling("'xxxxxxxxxxxxxxxx'", "{0} + {0}", "len(z)"))
 
 
+@pytest.mark.slow
 def test_comparing_shared_nested_arrays_hits_the_budget() -> None:
     with pytest.raises(ExprEvalError, match="memory budget exceeded"):
         evaluate(_doubling("[1, 1]", "[{0}, {0}]", "z == z"))
@@ -669,6 +670,7 @@ ANY_TEXT = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=ANY_TEXT, result=RESULTS)
 def test_any_text_yields_a_value_or_a_typed_error(source: str, result: Any) -> None:
@@ -932,6 +934,7 @@ def _same(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
+@pytest.mark.slow
 @settings(max_examples=800, deadline=None)
 @given(tree=trees)
 def test_arithmetic_and_logic_agree_with_an_independent_model(tree: Tree) -> None:

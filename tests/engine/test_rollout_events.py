@@ -17,7 +17,7 @@ from pytest_rollout.engine import events as ev
 from pytest_rollout.engine.analysis.phases import AnalysisPhase
 from pytest_rollout.engine.canary import Phase
 from pytest_rollout.engine.events import EventType, Reason
-from tests.unit.test_canary import (
+from tests.engine.test_canary import (
     BAD_CANARY_STEPS,
     FAILED_MESSAGE,
     FakeCluster,

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 
 from pytest_rollout.backends.base import EventView, ResourceSample
-from pytest_rollout.config import load_target_config
+from pytest_rollout.config_file import load_target_config
 from pytest_rollout.errors import ConfigError, InconclusiveError
 from pytest_rollout.experiment import Experiment
 from pytest_rollout.kinds import kinds, parse_experiment
@@ -25,7 +25,7 @@ from pytest_rollout.kinds.footprint import (
 )
 from pytest_rollout.load import TrafficLog
 from pytest_rollout.runs import ReleaseRun
-from tests.unit.test_runs import ABORT_MESSAGE, RELEASE, T0, _log, _run
+from tests.core.test_runs import ABORT_MESSAGE, RELEASE, T0, _log, _run
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -66,6 +66,7 @@ def test_free_port_is_bindable_and_unused() -> None:
     assert not port_accepts("127.0.0.1", port)
 
 
+@pytest.mark.slow
 def test_interrupted_run_leaves_no_process(pytester: pytest.Pytester, tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     pytester.makepyfile(
@@ -86,6 +87,7 @@ def test_interrupted_run_leaves_no_process(pytester: pytest.Pytester, tmp_path: 
     assert not _alive(pid), f"process {pid} outlived the interrupted pytest run"
 
 
+@pytest.mark.slow
 def test_an_inner_session_spares_the_outer_sessions_processes(pytester: pytest.Pytester) -> None:
     outer = ManagedProcess("outer", [sys.executable, "-c", "import time; time.sleep(60)"]).start()
     try:

@@ -16,7 +16,8 @@ import pytest
 
 from pytest_rollout._wait import wait_for
 from pytest_rollout.backends.base import EventView, RollbackAllowance
-from pytest_rollout.config import TargetConfig, Variant, load_config, load_target_config
+from pytest_rollout.config import TargetConfig, Variant
+from pytest_rollout.config_file import load_config, load_target_config
 from pytest_rollout.errors import ConfigError, InconclusiveError
 from pytest_rollout.kinds import parse_experiment
 from pytest_rollout.kinds.readback import (

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_rollout.config import (
-    TargetConfig,
+from pytest_rollout.backends.local.commands import local_command
+from pytest_rollout.config import TargetConfig
+from pytest_rollout.config_file import (
     find_config_file,
     load_config,
     load_target_config,
@@ -310,7 +311,8 @@ def test_local_command_renders_placeholders_and_layers_env(tmp_path: Path) -> No
         + '[backends.local]\nenv = { SHARED = "backend", DB = "sqlite:///{data_dir}/db" }\n'
         + '[backends.kube]\nenv = { DB = "postgres://{host}" }\n'
     )
-    command = config.local_command(
+    command = local_command(
+        config,
         "example/shop:1.2",
         host="127.0.3.4",
         port=8080,
@@ -336,7 +338,8 @@ def test_local_command_renders_placeholders_and_layers_env(tmp_path: Path) -> No
 def test_a_missing_port_is_named_when_rendering(tmp_path: Path) -> None:
     config = load(MINIMAL.replace('"{port}"]', '"{port:metrics}"]'))
     with pytest.raises(ConfigError) as caught:
-        config.local_command(
+        local_command(
+            config,
             "example/shop",
             host="127.0.0.2",
             port=None,
@@ -613,7 +616,8 @@ def test_any_command_argument_is_accepted_and_rendered_or_rejected_cleanly(text:
         assert str(outcome).startswith('rollout.toml: [images."example/shop"].command[1]: ')
         assert "{" in text or "}" in text
         return
-    command = outcome.local_command(
+    command = local_command(
+        outcome,
         "example/shop",
         host="127.0.0.9",
         port=1,

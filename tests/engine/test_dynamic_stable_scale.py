@@ -30,7 +30,7 @@ from pytest_rollout.engine.replicas import (
 from pytest_rollout.engine.rollout_model import Pause, Rollout, SetWeight
 from pytest_rollout.engine.traffic_weights import weight_on_abort_or_rollback
 from pytest_rollout.errors import ConfigError
-from tests.unit.test_canary import BAD_CANARY_STEPS, FakeCluster, act, healthy, make_rollout
+from tests.engine.test_canary import BAD_CANARY_STEPS, FakeCluster, act, healthy, make_rollout
 
 DYNAMIC = "dynamicStableScale: true\n"
 E2E_STEPS = "- setWeight: 25\n- pause: {}\n- setWeight: 75\n- pause: {}\n"
@@ -393,6 +393,7 @@ ACTIONS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     actions=st.lists(ACTIONS, max_size=60),

@@ -31,7 +31,7 @@ from pytest_rollout.engine.status import (
 )
 from pytest_rollout.errors import RolloutError
 from pytest_rollout.manifests import parse_manifests
-from tests.unit.test_canary import (
+from tests.engine.test_canary import (
     FAILED_MESSAGE,
     FakeCluster,
     Plan,
@@ -468,7 +468,7 @@ def test_rollback_within_the_scale_down_delay_is_healthy_at_once_without_analysi
 
 
 def test_the_blue_green_engine_refuses_a_canary() -> None:
-    from tests.unit.test_canary import BAD_CANARY_STEPS, make_rollout
+    from tests.engine.test_canary import BAD_CANARY_STEPS, make_rollout
 
     with pytest.raises(RolloutError, match="uses canary"):
         bluegreen.step(RolloutStatus(), make_rollout(BAD_CANARY_STEPS), Observations(), 0.0)
@@ -479,6 +479,7 @@ def test_the_blue_green_engine_refuses_a_canary() -> None:
 ACTIONS = st.sampled_from(["tick", "tick", "wait", "promote", "abort", "retry", "full", "release"])
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(
     actions=st.lists(ACTIONS, max_size=50),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rollout.config import load_target_config
+from pytest_rollout.config_file import load_target_config
 from pytest_rollout.kinds import kinds, parse_experiment
 
 REPO = Path(__file__).resolve().parents[2]

@@ -699,6 +699,7 @@ ACTIONS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     actions=st.lists(ACTIONS, max_size=60),

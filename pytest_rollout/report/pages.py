@@ -197,11 +197,15 @@ def _measurements_table(measurements: Sequence[tuple[RunTimeline, Measurement]])
             for word, text in (("success", m.success_condition), ("failure", m.failure_condition))
             if text
         )
-        value = "" if m.value is None else f"{m.value:.4g}"
+        value = (
+            f'<td class="num">{m.value:.4g}</td>'
+            if m.value is not None
+            else f"<td><code>{_e(m.value_text)}</code></td>"
+        )
         warn = ' class="warning"' if m.phase in ("Failed", "Error", "Inconclusive") else ""
         rows.append(
             f"<tr{warn}><td>{_e(run.label)}</td><td>{run.rel(m.t):+.1f}s</td><td>{_e(m.run)}</td>"
-            f'<td>{_e(m.metric)}</td><td>{_e(m.phase)}</td><td class="num">{value}</td>'
+            f"<td>{_e(m.metric)}</td><td>{_e(m.phase)}</td>{value}"
             f"<td><code>{_e(conditions)}</code></td><td>{_e(m.message)}</td></tr>"
         )
     rows.append("</table>")

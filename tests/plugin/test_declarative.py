@@ -70,8 +70,8 @@ def test_a_report_outside_the_project_keeps_the_config(pytester: pytest.Pytester
         (
             ('kind = "canary-containment"', 'kind = "canary"'),
             "pyproject.toml: [tool.pytest-rollout.experiments.contained].kind: unknown kind "
-            "'canary'; kinds: canary-containment, good-release, metric-gate, readiness-probe, "
-            "smoke-gate",
+            "'canary'; kinds: canary-containment, canary-judge, good-release, metric-gate, "
+            "readiness-probe, smoke-gate",
         ),
         (
             ('metric = "error-ratio"', 'metric = "error-ratio"\nmax_shrae = 0.1'),

@@ -244,6 +244,7 @@ def run(experiment: Experiment, spec: ExperimentSpec) -> None:
             label=f"{gate}/{release}",
         )
 
+    load_before = os.getloadavg()
     started = time.perf_counter()
     with simulation_in_background() as simulating:
         outcomes = run_concurrently(
@@ -283,6 +284,8 @@ def run(experiment: Experiment, spec: ExperimentSpec) -> None:
         releases_wall_s=round(wall_s, 1),
         concurrency=options["concurrency"],
         rate=spec.rate,
+        # Other users of the machine take the CPU the releases' load generators need.
+        load_average={"before": _rounded_all(load_before), "after": _rounded_all(os.getloadavg())},
     )
     table = results_table(results, gates, releases)
     print("\n" + table)
@@ -441,8 +444,13 @@ def run_concurrently(
     ]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
+    try:
+        for worker in workers:
+            worker.join()
+    except BaseException:  # Ctrl-C, a test timeout: start nothing more; teardown stops the rest
+        with lock:
+            pending.clear()
+        raise
     return outcomes
 
 
@@ -562,6 +570,10 @@ def _completed_after(run: ReleaseRun, instant: float) -> bool:
     """Whether the Rollout completed an update after ``instant`` (the initial deploy, before
     the release, completed one too)."""
     return any(e.reason == COMPLETED and e.timestamp >= instant for e in run.events)
+
+
+def _rounded_all(values: Sequence[float]) -> list[float]:
+    return [round(v, 2) for v in values]
 
 
 def _rounded(value: float | None) -> float | None:

@@ -177,12 +177,7 @@ class Targets:
 
         Raises :class:`InconclusiveError` when a target could not be observed: a generator
         fell behind, or the baseline never aborted ``bad``."""
-        behind = [
-            f"{r.gate}/{r.release}: {r.load_problem}"
-            for gate in results.values()
-            for r in gate.values()
-            if r.load_problem
-        ]
+        behind = load_problems(results)
         if behind:
             raise InconclusiveError(
                 f"the load generator fell behind in {len(behind)} of "
@@ -222,6 +217,16 @@ class Targets:
         return missed
 
 
+def load_problems(results: Mapping[str, Mapping[str, GateResult]]) -> list[str]:
+    """``gate/release: why`` for each run whose load generator fell behind."""
+    return [
+        f"{r.gate}/{r.release}: {r.load_problem}"
+        for by_release in results.values()
+        for r in by_release.values()
+        if r.load_problem
+    ]
+
+
 def run(experiment: Experiment, spec: ExperimentSpec) -> None:
     options = spec.options
     gates: Mapping[str, str] = options["gates"]
@@ -247,10 +252,13 @@ def run(experiment: Experiment, spec: ExperimentSpec) -> None:
     load_before = os.getloadavg()
     started = time.perf_counter()
     with simulation_in_background() as simulating:
+        # A run whose generator fell behind makes the comparison inconclusive: the releases
+        # not started yet would only cost time on a machine already short of CPU.
         outcomes = run_concurrently(
             [release_through(gate, release) for gate, release in jobs],
             options["concurrency"],
             first=starting_order(jobs, targets),
+            stop=lambda release_run: release_run.log.inconclusive,
         )
         wall_s = time.perf_counter() - started
         simulated = simulating.result(timeout=SIMULATION_TIMEOUT_S)
@@ -296,6 +304,14 @@ def run(experiment: Experiment, spec: ExperimentSpec) -> None:
         error.add_note(f"in run {gate}/{release}{others}")
         raise error
     experiment.headline(headline(results, targets, simulated, windows))
+    not_started = [f"{g}/{r}" for (g, r), o in zip(jobs, outcomes, strict=True) if not o.started]
+    problems = load_problems(results)
+    if problems:
+        skipped = f"; not started: {', '.join(not_started)}" if not_started else ""
+        raise InconclusiveError(
+            f"the load generator fell behind in {len(problems)} of {len(runs)} runs, so their "
+            f"numbers prove nothing: {'; '.join(problems)}{skipped}"
+        )
     for release_run in runs.values():
         release_run.assert_version_served()
     missed = targets.check(results, simulated)
@@ -344,7 +360,7 @@ def results_table(
         for release in releases:
             r = results.get(gate, {}).get(release)
             if r is None:
-                rows.append((gate, release, "(run failed)", "", "", "", "", ""))
+                rows.append((gate, release, "(no result)", "", "", "", "", ""))
                 continue
             rows.append(
                 (
@@ -401,10 +417,14 @@ def headline(
 
 @dataclass
 class Outcome(Generic[T]):
-    """A job's value, or the exception it raised."""
+    """A job's value, or the exception it raised; neither when it never started."""
 
     value: T | None = None
     error: BaseException | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.value is not None or self.error is not None
 
 
 def starting_order(jobs: Sequence[tuple[str, str]], targets: Targets) -> list[int]:
@@ -415,10 +435,16 @@ def starting_order(jobs: Sequence[tuple[str, str]], targets: Targets) -> list[in
 
 
 def run_concurrently(
-    jobs: Sequence[Callable[[], T]], limit: int, *, first: Sequence[int] | None = None
+    jobs: Sequence[Callable[[], T]],
+    limit: int,
+    *,
+    first: Sequence[int] | None = None,
+    stop: Callable[[T], bool] = lambda value: False,
 ) -> list[Outcome[T]]:
     """Run ``jobs`` on at most ``limit`` threads at once, started in the order ``first``
-    (indexes; default: as listed); their outcomes, in job order.
+    (indexes; default: as listed); their outcomes, in job order. Once a job raises, or its
+    value satisfies ``stop``, no further job starts (its outcome stays empty); the jobs under
+    way finish.
 
     The threads are daemons: on Ctrl-C the test's teardown stops every release's load and
     deletes its namespace while a worker may still be waiting for its Rollout, and the
@@ -434,9 +460,14 @@ def run_concurrently(
                     return
                 index = pending.pop(0)
             try:
-                outcomes[index].value = jobs[index]()
+                outcomes[index].value = value = jobs[index]()
+                halt = stop(value)
             except BaseException as exc:  # handed to the caller with the job it belongs to
                 outcomes[index].error = exc
+                halt = True
+            if halt:
+                with lock:
+                    pending.clear()
 
     workers = [
         threading.Thread(target=work, name=f"pytest-rollout-release-{n}", daemon=True)

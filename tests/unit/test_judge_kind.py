@@ -397,7 +397,7 @@ def test_the_table_has_a_row_per_gate_and_release() -> None:
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["gate", "release", "aborted"]
     assert lines[1].split()[:4] == ["fixed_step", "bad", "yes", "error-rate"]
-    assert "(run failed)" in lines[2]
+    assert "(no result)" in lines[2]
     assert lines[4].split()[:3] == ["sequential", "good", "no"]
 
 
@@ -418,16 +418,13 @@ def test_jobs_run_at_most_limit_at_once_and_keep_their_order() -> None:
                 gate.wait(timeout=10)  # the first three overlap for certain
             with lock:
                 running[0] -= 1
-            if n == 4:
-                raise RuntimeError("boom")
             return n * 10
 
         return work
 
     outcomes = run_concurrently([job(n) for n in range(7)], 3)
     assert peak[0] == 3
-    assert [o.value for o in outcomes] == [0, 10, 20, 30, None, 50, 60]
-    assert isinstance(outcomes[4].error, RuntimeError)
+    assert [o.value for o in outcomes] == [0, 10, 20, 30, 40, 50, 60]
 
 
 def test_jobs_start_in_the_order_given() -> None:
@@ -439,6 +436,23 @@ def test_jobs_start_in_the_order_given() -> None:
     outcomes = run_concurrently([job(n) for n in range(4)], 1, first=[2, 0, 3, 1])
     assert started == [2, 0, 3, 1]
     assert all(o.error is None for o in outcomes)
+
+
+def test_once_a_job_stops_the_run_or_fails_nothing_more_starts() -> None:
+    def job(n: int) -> Callable[[], int]:
+        def work() -> int:
+            if n == 5:
+                raise RuntimeError("boom")
+            return n
+
+        return work
+
+    stopped = run_concurrently([job(n) for n in range(6)], 1, stop=lambda n: n == 2)
+    assert [o.value for o in stopped] == [0, 1, 2, None, None, None]
+    assert [o.started for o in stopped] == [True, True, True, False, False, False]
+    failed = run_concurrently([job(n) for n in range(6)], 1, first=[5, 0, 1, 2, 3, 4])
+    assert isinstance(failed[5].error, RuntimeError)
+    assert not any(o.started for o in failed[:5])
 
 
 def test_releases_expected_to_complete_start_first() -> None:

@@ -30,6 +30,7 @@ table{border-collapse:collapse;margin:.4rem 0}th,td{border:1px solid #ddd;paddin
 text-align:left;vertical-align:top}th{background:#f5f5f5}td.num{text-align:right;
 font-variant-numeric:tabular-nums}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;
 font-size:12.5px}pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;white-space:pre-wrap}
+td code{overflow-wrap:anywhere}
 img.chart{max-width:100%;height:auto;display:block;border:1px solid #eee}
 .verdict{display:inline-block;padding:.05rem .5rem;border-radius:.7rem;font-size:.85rem;
 font-weight:600;color:#fff;background:#777}.verdict.passed{background:#2e7d32}

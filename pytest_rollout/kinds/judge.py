@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pytest_rollout.config import TargetConfig
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_MAX_BAD_RATIO = 1 / 3
-SIMULATION_NICENESS = 10
+LOWEST_NICENESS = 19
 SIMULATION_TIMEOUT_S = 300.0
 """How long the simulation may still take once every release has finished."""
 
@@ -488,20 +489,28 @@ def run_concurrently(
 @contextlib.contextmanager
 def simulation_in_background() -> Iterator[Future[ValidityReport]]:
     """The validity simulation (:func:`~pytest_rollout.judge.simulation.validity`, the same
-    12,500 seeded A/A canaries as its test) in a process of its own at a low priority, so that
-    it uses the CPU the releases leave idle instead of adding its time to theirs, and cannot
-    hold the test process's controllers back through the interpreter lock."""
+    12,500 seeded A/A canaries as its test) in a process of its own at the lowest priority, so
+    that it uses the CPU the releases leave idle instead of adding its time to theirs, and
+    cannot hold the test process's controllers back through the interpreter lock."""
     from pytest_rollout.judge.simulation import validity
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        1, mp_context=context, initializer=os.nice, initargs=(SIMULATION_NICENESS,)
-    ) as pool:
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_lowest_priority) as pool:
         future = pool.submit(validity)
         try:
             yield future
         finally:
             future.cancel()
+
+
+def _lowest_priority() -> None:
+    """Run this process at the lowest priority, also against other sessions: with Linux's
+    autogroup scheduling every session (each pod, each load generator) weighs the same whatever
+    its processes' niceness, so the process takes a session of its own and lowers that."""
+    os.setsid()
+    with contextlib.suppress(OSError):  # no autogroup: the niceness below is enough
+        Path("/proc/self/autogroup").write_text(f"{LOWEST_NICENESS}\n")
+    os.nice(LOWEST_NICENESS)
 
 
 # -- the table's keys -----------------------------------------------------------------------

@@ -238,17 +238,27 @@ def run(experiment: Experiment, spec: ExperimentSpec) -> None:
     check_simulated_windows(windows, spec.where)
     jobs = [(gate, release) for gate in gates for release in releases]
 
+    # One release deploys and starts at a time, so that the pods of several namespaces do not
+    # boot at the same moment, under the load of the releases already running.
+    starting = threading.Lock()
+
     def release_through(gate: str, release: str) -> Callable[[], ReleaseRun]:
-        return lambda: experiment.release(
-            release,
-            manifests=gates[gate],
-            workload=spec.workload,
-            route=spec.route,
-            rate=spec.rate,
-            timeout=spec.timeout,
-            tail=spec.tail,
-            label=f"{gate}/{release}",
-        )
+        def release_run() -> ReleaseRun:
+            with starting:
+                live = experiment.start(
+                    release,
+                    manifests=gates[gate],
+                    workload=spec.workload,
+                    route=spec.route,
+                    rate=spec.rate,
+                    timeout=spec.timeout,
+                    label=f"{gate}/{release}",
+                )
+            with live:
+                live.wait_settled()
+                return live.finish(tail=spec.tail)
+
+        return release_run
 
     load_before = os.getloadavg()
     started = time.perf_counter()

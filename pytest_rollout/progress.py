@@ -44,6 +44,8 @@ class ProgressSnapshot:
     """client-visible failures so far, by serving version"""
     analysis_phase: str | None
     """the newest AnalysisRun's phase"""
+    run: str | None = None
+    """the release run's label, when an experiment runs several (at once, say)"""
 
     def state(self) -> tuple[object, ...]:
         """The fields whose change is worth a line of its own."""
@@ -60,7 +62,8 @@ class ProgressSnapshot:
 def describe(snapshot: ProgressSnapshot) -> str:
     """``bad-canary | Paused | step 2/3 | weight 5% | 199.8 req/s | errors v1 0, v2 58 |
     analysis Running`` — only the parts the snapshot has."""
-    parts = [snapshot.experiment, snapshot.phase]
+    name = f"{snapshot.experiment} {snapshot.run}" if snapshot.run else snapshot.experiment
+    parts = [name, snapshot.phase]
     if snapshot.step is not None:
         parts.append(f"step {snapshot.step}/{snapshot.steps if snapshot.steps else '?'}")
     if snapshot.weight is not None:
@@ -108,7 +111,8 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._started: float | None = None
         self._drawn_at: float | None = None
-        self._state: tuple[object, ...] | None = None
+        # The last state of each run: several releases at once report in turn.
+        self._states: dict[str | None, tuple[object, ...]] = {}
         self._closed = False
         self.last: ProgressSnapshot | None = None
 
@@ -120,8 +124,8 @@ class ProgressReporter:
             if self._started is None:
                 self._started = now
             self.last = snapshot
-            changed = snapshot.state() != self._state
-            self._state = snapshot.state()
+            changed = snapshot.state() != self._states.get(snapshot.run)
+            self._states[snapshot.run] = snapshot.state()
             if self._output is None or self.mode == "off":
                 return
             elapsed = f"+{now - self._started:.0f}s"

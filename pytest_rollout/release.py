@@ -415,6 +415,7 @@ class LiveRelease:
                 achieved_rate=float(log.count(now - 1.0, now)) if log is not None else 0.0,
                 errors_by_version=_errors_by_version(log, self.released_at) if log else {},
                 analysis_phase=analysis,
+                run=self.label,
             )
         )
 

@@ -28,6 +28,8 @@ COMPLETED = "RolloutCompleted"
 ANALYSIS_VERDICTS = ("Successful", "Failed", "Error", "Inconclusive")
 
 _METRIC_IN_MESSAGE = re.compile(r'Metric "(?P<metric>[^"]+)" assessed (?P<phase>\w+)')
+_VALUE_TEXT_CHARS = 2000
+"""Of a measurement's value, what the timeline keeps (a web answer can be any JSON)."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -511,13 +513,18 @@ def _measurements(run: AnalysisRunView) -> list[dict[str, Any]]:
     out = []
     for metric in run.metrics:
         for m in metric.measurements:
+            number = _first_number(m.value)
             out.append(
                 {
                     "t": m.finished_at if m.finished_at is not None else m.started_at,
                     "run": run.name,
                     "metric": metric.name,
                     "phase": m.phase,
-                    "value": _first_number(m.value),
+                    "value": number,
+                    # A value that is no number (a web answer's JSON) is kept as text.
+                    "value_text": m.value[:_VALUE_TEXT_CHARS]
+                    if number is None and m.value
+                    else None,
                     "message": m.message,
                     "success_condition": metric.success_condition or None,
                     "failure_condition": metric.failure_condition or None,
@@ -528,6 +535,10 @@ def _measurements(run: AnalysisRunView) -> list[dict[str, Any]]:
 
 
 def _first_number(value: str) -> float | None:
+    """The number a measurement's value shows: the result (a Prometheus scalar or a vector's
+    first element); None for a JSON object (a web answer), whose fields have no order."""
+    if (value or "").lstrip().startswith("{"):
+        return None
     match = _NUMBER.search(value or "")
     if match is None:
         return None

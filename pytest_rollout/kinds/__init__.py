@@ -11,7 +11,7 @@ Keys every kind takes::
     manifests = "bad-canary"           # a manifest set (required unless the kind says)
     workload  = "reference-service"    # the Rollout or Deployment; default: the only one
     route     = "reference-service"    # the HTTPRoute; default: the only one
-    variant   = "bad"                  # the release (required)
+    variant   = "bad"                  # the release (required unless the kind says)
     rate      = 200                    # requests per second
     timeout   = 75                     # seconds a deploy or release may take to settle
     tail      = 9                      # seconds of load after the release settles
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_rollout.config import TargetConfig
+from pytest_rollout.errors import ConfigError
 from pytest_rollout.experiment import DEFAULT_RATE, DEFAULT_TAIL, DEFAULT_TIMEOUT, Experiment
 from pytest_rollout.manifests import ManifestSet
 from pytest_rollout.release import ReleaseTarget, resolve_target
@@ -43,7 +44,8 @@ class ExperimentSpec:
     manifests: str | None
     workload: str | None
     route: str | None
-    variant: str
+    variant: str | None
+    """None for a kind that names its releases itself."""
     rate: float
     timeout: float
     tail: float
@@ -51,6 +53,13 @@ class ExperimentSpec:
     """The kind's own keys, validated."""
     where: str = ""
     """``rollout.toml: [experiments.NAME]``: for messages."""
+
+    @property
+    def the_variant(self) -> str:
+        """``variant``, for the kinds that take one (the parser required it there)."""
+        if self.variant is None:
+            raise ConfigError(f"{self.where}: kind {self.kind!r} names no single variant")
+        return self.variant
 
     def release(self, experiment: Experiment, **overrides: Any) -> Any:
         """``experiment.release`` with this table's common keys."""
@@ -63,7 +72,7 @@ class ExperimentSpec:
             "tail": self.tail,
         }
         arguments.update(overrides)
-        return experiment.release(self.variant, **arguments)
+        return experiment.release(self.the_variant, **arguments)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class Kind:
         lambda table, where, target, spec: {}
     )
     needs_manifests: bool = True
+    takes_variant: bool = True
+    """False for a kind whose own keys name its releases: ``variant`` is then not allowed."""
     default_rate: float = DEFAULT_RATE
 
 
@@ -108,12 +119,13 @@ def parse_experiment(name: str, table: Mapping[str, Any], target: TargetConfig) 
         raise where.key("kind").error(
             f"unknown kind {kind_name!r}; kinds: {', '.join(sorted(known))}"
         )
+    common = COMMON_KEYS if kind.takes_variant else tuple(k for k in COMMON_KEYS if k != "variant")
     check_keys(
         table,
         where,
-        allowed=(*COMMON_KEYS, *kind.keys),
+        allowed=(*common, *kind.keys),
         required=(
-            "variant",
+            *(("variant",) if kind.takes_variant else ()),
             *(("manifests",) if kind.needs_manifests else ()),
             *kind.required,
         ),
@@ -121,11 +133,9 @@ def parse_experiment(name: str, table: Mapping[str, Any], target: TargetConfig) 
     manifests = None
     if "manifests" in table:
         manifests = manifest_set_name(table["manifests"], where.key("manifests"), target)
-    variant = require_string(table["variant"], where.key("variant"))
-    if variant not in target.variants:
-        raise where.key("variant").error(
-            f"no variant {variant!r}; variants: {', '.join(sorted(target.variants)) or 'none'}"
-        )
+    variant = None
+    if kind.takes_variant:
+        variant = variant_name(table["variant"], where.key("variant"), target)
     spec = ExperimentSpec(
         name=name,
         kind=kind_name,
@@ -152,6 +162,16 @@ def manifest_set_name(value: object, where: Where, target: TargetConfig) -> str:
     if name not in target.manifest_sets:
         raise where.error(
             f"no manifest set {name!r}; sets: {', '.join(sorted(target.manifest_sets))}"
+        )
+    return name
+
+
+def variant_name(value: object, where: Where, target: TargetConfig) -> str:
+    """A variant of the target config."""
+    name = require_string(value, where)
+    if name not in target.variants:
+        raise where.error(
+            f"no variant {name!r}; variants: {', '.join(sorted(target.variants)) or 'none'}"
         )
     return name
 
@@ -225,7 +245,7 @@ def _optional_string(table: Mapping[str, Any], key: str, where: Where) -> str | 
 
 def _load_builtin_kinds() -> None:
     # Imported here: the kinds import the experiment API, which imports nothing of this module.
-    from pytest_rollout.kinds import canary, cost, readiness, schema  # noqa: F401
+    from pytest_rollout.kinds import canary, cost, judge, readiness, schema  # noqa: F401
 
 
 __all__: Sequence[str] = (

@@ -176,7 +176,7 @@ def good_release(experiment: Experiment, spec: ExperimentSpec, strategy: Strateg
     """The good release, observed until it completed and every pod it added is gone again
     (the previous stack outlives the promotion by its scale-down delay)."""
     with experiment.start(
-        spec.variant, resources=True, label=f"{strategy.key}/good", **_common(spec, strategy)
+        spec.the_variant, resources=True, label=f"{strategy.key}/good", **_common(spec, strategy)
     ) as live:
         live.wait_settled()
         baseline = live.resources[0]
@@ -211,7 +211,7 @@ def operator_abort(experiment: Experiment, spec: ExperimentSpec, strategy: Strat
     assert strategy.abort_after_step is not None
     step = strategy.abort_after_step
     with experiment.start(
-        spec.variant, label=f"{strategy.key}/abort", **_common(spec, strategy)
+        spec.the_variant, label=f"{strategy.key}/abort", **_common(spec, strategy)
     ) as live:
         wait_for(
             lambda: _paused_after(live, step),

@@ -465,7 +465,7 @@ def run(experiment: Experiment, spec: ExperimentSpec) -> None:
     read = request_named(options["read"], Where(target.label, ()), target)
     probe: SchemaProbe = options["schema"]
     with experiment.start(
-        spec.variant,
+        spec.the_variant,
         manifests=spec.manifests,
         workload=spec.workload,
         route=spec.route,

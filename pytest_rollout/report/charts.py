@@ -30,6 +30,8 @@ DPI = 100
 SINGLE_WIDTH_IN = 13.0
 PAIR_WIDTH_IN = 8.5
 MANY_WIDTH_IN = 7.0
+MAX_COLUMNS = 4
+"""Runs side by side at most; more wrap into bands."""
 LEGEND_WIDTH_IN = 2.2
 MIN_HEIGHT_IN = 5.2
 
@@ -75,53 +77,71 @@ def placeholder_figure(title: str, text: str) -> Figure:
 
 
 def timeline_figure(title: str, views: Sequence[RunView]) -> Figure:
-    """The experiment's timeline; ``views`` must hold at least one run."""
+    """The experiment's timeline; ``views`` must hold at least one run.
+
+    Up to :data:`MAX_COLUMNS` runs sit side by side; more wrap into bands of that many, one
+    under the other, with the same time axis and scales, so that a page stays readable."""
     cost_rows = [r for r in _COST_ROWS if any(v.run.resources for v in views)]
-    run_rows = _run_rows(views)
     x_range = _time_range(views)
     lanes = _event_lanes(views, x_range[0])
-    # An empty row between the full-width cost panels and the runs' columns leaves room for
-    # the cost axis' tick labels and the runs' titles.
-    rows = [*cost_rows, *([_GAP] if cost_rows and run_rows else []), *run_rows]
-    heights = [_row_height(row, len(lanes)) for row in rows]
-    column_width = _column_width(len(views))
-    width = _LEFT_IN + column_width * len(views) + LEGEND_WIDTH_IN
-    height = max(MIN_HEIGHT_IN, sum(heights) + _TOP_IN + _BOTTOM_IN + _ROW_GAP_IN * len(rows))
+    per_band = min(len(views), MAX_COLUMNS)
+    # Each band has the rows its own runs have data for (their own analysis metrics).
+    band_rows = [_run_rows(views[i : i + per_band]) for i in range(0, len(views), per_band)]
+    band_rows = band_rows if any(band_rows) else []
+    # An empty row between the full-width cost panels and the runs' columns, and between two
+    # bands of runs, leaves room for the tick labels above and the runs' titles below.
+    slots: list[tuple[str, int]] = [(row, -1) for row in cost_rows]
+    for band, rows in enumerate(band_rows):
+        if band or cost_rows:
+            slots.append((_GAP, band))
+        slots += [(row, band) for row in rows]
+    heights = [_row_height(row, len(lanes)) for row, _ in slots]
+    column_width = _column_width(per_band)
+    width = _LEFT_IN + column_width * per_band + LEGEND_WIDTH_IN
+    height = max(MIN_HEIGHT_IN, sum(heights) + _TOP_IN + _BOTTOM_IN + _ROW_GAP_IN * len(slots))
     figure = Figure(figsize=(width, height), dpi=DPI)
     figure.suptitle(title, fontsize=13, x=0.01, y=1 - 0.12 / height, ha="left", va="top")
     # Fixed margins in inches rather than a layout engine: as readable, and a third faster.
-    axes_width = (width - _LEFT_IN - LEGEND_WIDTH_IN) / len(views) - _COLUMN_GAP_IN
-    axes_height = (height - _TOP_IN - _BOTTOM_IN) / len(rows) - _ROW_GAP_IN
+    axes_width = (width - _LEFT_IN - LEGEND_WIDTH_IN) / per_band - _COLUMN_GAP_IN
+    axes_height = (height - _TOP_IN - _BOTTOM_IN) / len(slots) - _ROW_GAP_IN
     grid = figure.add_gridspec(
-        len(rows),
-        len(views),
+        len(slots),
+        per_band,
         height_ratios=heights,
         left=_LEFT_IN / width,
         right=1 - LEGEND_WIDTH_IN / width,
         top=1 - _TOP_IN / height,
         bottom=_BOTTOM_IN / height,
-        wspace=_COLUMN_GAP_IN / axes_width if len(views) > 1 else 0,
+        wspace=_COLUMN_GAP_IN / axes_width if per_band > 1 else 0,
         hspace=_ROW_GAP_IN / axes_height,
     )
     shared: list[Axes] = []
-    labelled = {rows[-1], *cost_rows[-1:]}  # the rows that show the time axis' numbers
+    # The rows that show the time axis' numbers: each band's last, and the cost panels' last.
+    labelled = {(row, -1) for row in cost_rows[-1:]}
+    labelled |= {(rows[-1], band) for band, rows in enumerate(band_rows) if rows}
 
-    def axes_at(row: str, column: slice | int) -> Axes:
-        ax = figure.add_subplot(grid[rows.index(row), column], sharex=shared[0] if shared else None)
+    def axes_at(slot: tuple[str, int], column: slice | int) -> Axes:
+        ax = figure.add_subplot(
+            grid[slots.index(slot), column], sharex=shared[0] if shared else None
+        )
         shared.append(ax)
         ax.grid(True, axis="x", color="#e6e6e6", linewidth=0.6)
         ax.tick_params(labelsize=8)
-        ax.tick_params(labelbottom=row in labelled)
+        ax.tick_params(labelbottom=slot in labelled)
         return ax
 
     runs = [v.run for v in views]
     if cost_rows:
-        panels.cost({row: axes_at(row, slice(None)) for row in cost_rows}, runs)
+        panels.cost({row: axes_at((row, -1), slice(None)) for row in cost_rows}, runs)
     columns: list[dict[str, Axes]] = []
     colors = version_colors(views)
     px_per_s = column_width * DPI * 0.8 / (x_range[1] - x_range[0])
-    for column, view in enumerate(views if run_rows else ()):
-        axes = {row: axes_at(row, column) for row in run_rows}
+    for index, view in enumerate(views if band_rows else ()):
+        band, column = divmod(index, per_band)
+        run_rows = band_rows[band]
+        if not run_rows:
+            continue
+        axes = {row: axes_at((row, band), column) for row in run_rows}
         panels.draw_run(axes, view, colors, lanes, px_per_s=px_per_s)
         shown = view.run.label
         if view.run.strategy and view.run.strategy not in shown:
@@ -134,7 +154,7 @@ def timeline_figure(title: str, views: Sequence[RunView]) -> Figure:
     shared[0].set_xlim(*x_range)
     _equal_scales(columns, ["traffic", "errors", "latency", *_analysis_rows(views)])
     if columns:
-        _legends(columns[-1], views, colors)
+        _legends(columns[min(per_band, len(columns)) - 1], views, colors)
     return figure
 
 

@@ -85,6 +85,8 @@ class Measurement:
     success_condition: str | None
     failure_condition: str | None
     thresholds: tuple[float, ...]
+    value_text: str = ""
+    """The measurement's value as recorded (a web answer's JSON, say), when it is not a number."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,7 @@ def _measurement(data: _Fields) -> Measurement:
         success_condition=data.optional_text("success_condition"),
         failure_condition=data.optional_text("failure_condition"),
         thresholds=tuple(data.numbers("thresholds", optional=True) or ()),
+        value_text=data.optional_text("value_text") or "",
     )
 
 

@@ -30,6 +30,7 @@ table{border-collapse:collapse;margin:.4rem 0}th,td{border:1px solid #ddd;paddin
 text-align:left;vertical-align:top}th{background:#f5f5f5}td.num{text-align:right;
 font-variant-numeric:tabular-nums}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;
 font-size:12.5px}pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;white-space:pre-wrap}
+td code{overflow-wrap:anywhere}
 img.chart{max-width:100%;height:auto;display:block;border:1px solid #eee}
 .verdict{display:inline-block;padding:.05rem .5rem;border-radius:.7rem;font-size:.85rem;
 font-weight:600;color:#fff;background:#777}.verdict.passed{background:#2e7d32}
@@ -197,11 +198,15 @@ def _measurements_table(measurements: Sequence[tuple[RunTimeline, Measurement]])
             for word, text in (("success", m.success_condition), ("failure", m.failure_condition))
             if text
         )
-        value = "" if m.value is None else f"{m.value:.4g}"
+        value = (
+            f'<td class="num">{m.value:.4g}</td>'
+            if m.value is not None
+            else f"<td><code>{_e(m.value_text)}</code></td>"
+        )
         warn = ' class="warning"' if m.phase in ("Failed", "Error", "Inconclusive") else ""
         rows.append(
             f"<tr{warn}><td>{_e(run.label)}</td><td>{run.rel(m.t):+.1f}s</td><td>{_e(m.run)}</td>"
-            f'<td>{_e(m.metric)}</td><td>{_e(m.phase)}</td><td class="num">{value}</td>'
+            f"<td>{_e(m.metric)}</td><td>{_e(m.phase)}</td>{value}"
             f"<td><code>{_e(conditions)}</code></td><td>{_e(m.message)}</td></tr>"
         )
     rows.append("</table>")

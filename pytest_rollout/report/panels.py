@@ -40,6 +40,9 @@ _LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "
 # one in its lane: on the lane, above it, below it.
 _LABEL_LEVELS = (-3.0, 5.0, -11.0)
 _LABEL_FONT_PT = 6.5
+_LABELLED_MEASUREMENTS = 12
+"""Up to this many measurements of a metric in a run, each is labelled; beyond, the
+non-Successful ones only."""
 
 
 @dataclass(frozen=True)
@@ -228,9 +231,12 @@ def analysis(ax: Axes, run: RunTimeline, metric: str) -> None:
             edgecolors=color,
             linewidths=1.3,
         )
-        text = "no value" if m.value is None else f"{m.value:.3g}"
+        if len(measurements) > _LABELLED_MEASUREMENTS and m.phase == "Successful":
+            continue  # a background analysis looks every second: label only what stands out
+        # A value that is no number (a web answer's JSON) is in the page's table.
+        text = f"{m.value:.3g} " if m.value is not None else "" if m.value_text else "no value "
         ax.annotate(
-            f"{text} {m.phase}",
+            f"{text}{m.phase}",
             (run.rel(m.t), shown),
             fontsize=7,
             color=color,

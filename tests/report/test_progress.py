@@ -105,6 +105,22 @@ def test_ci_log_gets_a_line_per_state_change_only() -> None:
     assert not sink.rewrites
 
 
+def test_releases_reporting_in_turn_get_a_line_per_change_of_their_own() -> None:
+    sink, clock = Recorder(), Clock()
+    reporter = ProgressReporter(sink, "lines", clock=clock)
+    runs = [replace(SNAPSHOT, run=label) for label in ("gate-a/bad", "gate-b/bad")]
+    for second in range(4):
+        for run in runs:
+            reporter.update(replace(run, achieved_rate=199 + second / 10))
+        clock.now += 1.0
+    reporter.update(replace(runs[1], phase="Degraded", weight=0))
+    assert [line.split(" | ")[0] for line in sink.lines] == [
+        "rollout +0s bad-canary gate-a/bad",
+        "rollout +0s bad-canary gate-b/bad",
+        "rollout +4s bad-canary gate-b/bad",
+    ]
+
+
 def test_off_shows_nothing_but_keeps_the_last_snapshot() -> None:
     reporter = ProgressReporter(None, "tty")
     assert reporter.mode == "off"

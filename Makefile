@@ -26,9 +26,15 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# The whole suite: lint, unit and plugin tests, service and load tests, then the experiments.
+# Parallel workers for the tests that do not time a load schedule: one per core.
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$n)
+
+# The whole suite: lint; unit, plugin, service and load tests in parallel; then, alone, the
+# tests that keep a load schedule to the millisecond, and the experiments (a generator sharing
+# the cores with other tests falls behind and the experiment goes inconclusive).
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not rollout and not serial" -n $(JOBS)
+	$(PY) -m pytest -m "rollout or serial"
 
 # The rollout-safety experiments only; the evidence lands in ./rollout-report.
 experiments: setup

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         ErrorKind,
         RequestRecord,
         TrafficLog,
+        lateness_bound,
     )
     from pytest_rollout.load.version import (
         DEFAULT_VERSION_HEADER,
@@ -86,6 +87,7 @@ _LAZY = {
     "LoadSpec": "pytest_rollout.load.spec",
     "MAX_P99_LATENESS": "pytest_rollout.load.traffic",
     "MIN_ACHIEVED_RATIO": "pytest_rollout.load.traffic",
+    "lateness_bound": "pytest_rollout.load.traffic",
     "PROCESS_CLOCK": "pytest_rollout.load.clock",
     "RequestRecord": "pytest_rollout.load.traffic",
     "ResponseView": "pytest_rollout.load.version",
@@ -134,6 +136,7 @@ __all__ = [
     "classify_error",
     "header_version",
     "json_version",
+    "lateness_bound",
     "parse_mix",
     "run_load",
 ]

@@ -20,6 +20,7 @@ from pytest_rollout.load import (
     MIN_ACHIEVED_RATIO,
     RequestRecord,
     TrafficLog,
+    lateness_bound,
 )
 
 BASE = 1_700_000_000.0
@@ -200,11 +201,11 @@ def test_a_generator_that_stretches_the_schedule_is_inconclusive_on_achieved_rat
 
 def test_lateness_just_over_the_bound_makes_the_run_inconclusive() -> None:
     late = MAX_P99_LATENESS * 1.2
-    rs = schedule(100, 95) + [
-        RequestRecord(BASE + 1 + i / 100, BASE + 1 + i / 100 + late, late, "index", status=200)
+    rs = schedule(400, 95) + [
+        RequestRecord(BASE + 1 + i / 400, BASE + 1 + i / 400 + late, late, "index", status=200)
         for i in range(5)
     ]
-    log = TrafficLog(rs, target_rate=100, started_at=BASE)
+    log = TrafficLog(rs, target_rate=400, started_at=BASE)
     assert log.lateness_p99 == pytest.approx(late, abs=1e-6)
     with pytest.raises(InconclusiveError, match=r"p99 lateness 6\.00 ms > 5 ms over 100 requests"):
         log.raise_if_inconclusive()
@@ -212,9 +213,23 @@ def test_lateness_just_over_the_bound_makes_the_run_inconclusive() -> None:
 
 def test_lateness_just_under_the_bound_is_still_conclusive() -> None:
     log = TrafficLog(
-        schedule(100, 1000, lateness=MAX_P99_LATENESS - 1e-4), target_rate=100, started_at=BASE
+        schedule(400, 1000, lateness=MAX_P99_LATENESS - 1e-4), target_rate=400, started_at=BASE
     )
     assert log.inconclusive_reason is None
+
+
+@pytest.mark.parametrize(("rate", "bound_ms"), [(50, 20), (100, 10), (200, 5), (2000, 5), (0, 5)])
+def test_the_lateness_bound_is_one_request_gap_and_never_under_5_ms(
+    rate: float, bound_ms: float
+) -> None:
+    assert lateness_bound(rate) == pytest.approx(bound_ms / 1e3)
+
+
+def test_at_a_low_rate_the_bound_is_the_gap_between_requests() -> None:
+    over = TrafficLog(schedule(50, 200, lateness=0.021), target_rate=50, started_at=BASE)
+    assert over.inconclusive_reason == "p99 lateness 21.00 ms > 20 ms over 200 requests"
+    under = TrafficLog(schedule(50, 200, lateness=0.019), target_rate=50, started_at=BASE)
+    assert under.inconclusive_reason is None
 
 
 def test_dropped_requests_and_an_empty_log_are_inconclusive() -> None:

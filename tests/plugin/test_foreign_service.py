@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+# Runs experiments, whose generator must keep its schedule: alone, not beside other tests.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 APP = """
 import json, os, sys

@@ -10,7 +10,8 @@ import pytest
 
 from tests.plugin.shop import make_shop_project
 
-pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+# Runs experiments, whose generator must keep its schedule: alone, not beside other tests.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def test_a_foreign_service_passes_every_declared_experiment(pytester: pytest.Pytester) -> None:

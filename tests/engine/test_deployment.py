@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pytest_rollout.backends.local.rolling import (
+from pytest_rollout.engine.deployment import (
     Action,
     IntOrPercent,
     ReplicaSetCounts,

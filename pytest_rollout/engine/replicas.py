@@ -19,12 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_rollout.engine.rollout_model import (
-    CanaryStep,
-    IntOrPercent,
-    SetCanaryScale,
-    SetWeight,
-)
+from pytest_rollout.engine.intorstr import IntOrPercent, scaled_value
+from pytest_rollout.engine.rollout_model import CanaryStep, SetCanaryScale, SetWeight
 
 
 @dataclass(frozen=True)
@@ -212,14 +208,6 @@ def aborted_canary_replicas(current: int, *, scale_down_at: float | None, now: f
 
 
 # --- fenceposts ----------------------------------------------------------------------------
-
-
-def scaled_value(value: IntOrPercent, total: int, *, round_up: bool) -> int:
-    """``intstr.GetScaledValueFromIntOrPercent``."""
-    if isinstance(value, int):
-        return value
-    share = int(value.rstrip("%")) * total
-    return -(-share // 100) if round_up else share // 100
 
 
 def resolve_fenceposts(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_rollout.engine.analysis.durations import parse_go_duration
+from pytest_rollout.engine.intorstr import IntOrPercent
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest
 
@@ -34,9 +35,6 @@ DEFAULT_MAX_SURGE = "25%"
 DEFAULT_MAX_UNAVAILABLE = "25%"
 DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30
 DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS = 30
-
-IntOrPercent = int | str
-"""An ``intstr.IntOrString`` as written: ``1`` or ``"25%"``."""
 
 PodTemplateHashSource = Literal["Stable", "Latest"]
 

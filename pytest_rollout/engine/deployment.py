@@ -61,6 +61,34 @@ def validate_rolling_update(
     return surge, unavailable
 
 
+def resolve_fenceposts(
+    max_surge: IntOrPercent, max_unavailable: IntOrPercent, replicas: int
+) -> tuple[int, int]:
+    """``ResolveFenceposts``: (surge, unavailable) for ``replicas`` desired pods.
+
+    Surge rounds up and unavailable rounds down; when both come out 0 (possible only through
+    rounding) unavailable becomes 1, so the rollout can always make progress. Argo Rollouts
+    resolves a Rollout's ``maxSurge`` / ``maxUnavailable`` the same way.
+    """
+    surge = scaled_value(max_surge, replicas, round_up=True)
+    unavailable = scaled_value(max_unavailable, replicas, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def resolve_max_surge(surge: IntOrPercent, unavailable: IntOrPercent, replicas: int) -> int:
+    """``MaxSurge``: the pods above ``replicas`` an update may add."""
+    return resolve_fenceposts(surge, unavailable, replicas)[0]
+
+
+def resolve_max_unavailable(surge: IntOrPercent, unavailable: IntOrPercent, replicas: int) -> int:
+    """``MaxUnavailable``: 0 for no replicas, never more than ``replicas``."""
+    if replicas == 0:
+        return 0
+    return min(resolve_fenceposts(surge, unavailable, replicas)[1], replicas)
+
+
 @dataclass(frozen=True)
 class RollingUpdate:
     """A Deployment's ``spec.strategy.rollingUpdate``, validated; defaults 25% / 25%."""
@@ -94,26 +122,16 @@ class RollingUpdate:
         return cls(surge, unavailable)
 
     def fenceposts(self, replicas: int) -> tuple[int, int]:
-        """``ResolveFenceposts``: (surge, unavailable) for ``replicas`` desired pods.
-
-        Surge rounds up and unavailable rounds down; when both come out 0 (possible only
-        through rounding) unavailable becomes 1, so the rollout can always make progress.
-        """
-        surge = scaled_value(self.max_surge, replicas, round_up=True)
-        unavailable = scaled_value(self.max_unavailable, replicas, round_up=False)
-        if surge == 0 and unavailable == 0:
-            unavailable = 1
-        return surge, unavailable
+        """(surge, unavailable) for ``replicas`` desired pods: :func:`resolve_fenceposts`."""
+        return resolve_fenceposts(self.max_surge, self.max_unavailable, replicas)
 
     def max_surge_for(self, replicas: int) -> int:
         """How many pods above ``replicas`` may exist during the rollout."""
-        return self.fenceposts(replicas)[0]
+        return resolve_max_surge(self.max_surge, self.max_unavailable, replicas)
 
     def max_unavailable_for(self, replicas: int) -> int:
         """``MaxUnavailable``: 0 for 0 replicas, never more than ``replicas``."""
-        if replicas == 0:
-            return 0
-        return min(self.fenceposts(replicas)[1], replicas)
+        return resolve_max_unavailable(self.max_surge, self.max_unavailable, replicas)
 
     def min_available(self, replicas: int) -> int:
         """The fewest available pods the rollout may leave: ``replicas - maxUnavailable``."""

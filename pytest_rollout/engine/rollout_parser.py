@@ -48,9 +48,8 @@ from pytest_rollout.engine.rollout_model import (
     SetWeight,
     TemplateRef,
     duration_seconds,
-    pod_template_hash,
-    steps_hash,
 )
+from pytest_rollout.engine.template_hash import pod_template_hash, steps_hash
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import FieldPath, Manifest, format_field_path
 

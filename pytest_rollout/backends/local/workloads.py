@@ -21,7 +21,7 @@ from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.engine import deployment
-from pytest_rollout.engine.rollout_model import pod_template_hash, safe_encode
+from pytest_rollout.engine.template_hash import pod_template_hash, safe_encode
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest

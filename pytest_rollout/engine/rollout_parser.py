@@ -24,7 +24,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_rollout.engine.analysis.fields import UnsupportedFields
 from pytest_rollout.engine.intorstr import IntOrPercent, validated, written_value
 from pytest_rollout.engine.rollout_model import (
     API_VERSION,
@@ -51,6 +50,7 @@ from pytest_rollout.engine.rollout_model import (
 )
 from pytest_rollout.engine.template_hash import pod_template_hash, steps_hash
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import UnsupportedFields
 from pytest_rollout.manifests import FieldPath, Manifest, format_field_path
 
 # validation.go constants.

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from pytest_rollout.engine.deployment import resolve_max_surge, resolve_max_unavailable
 from pytest_rollout.engine.reconciler import Reconciler
 from pytest_rollout.engine.replicas import (
     CanaryPosition,
@@ -26,8 +27,6 @@ from pytest_rollout.engine.replicas import (
     ReplicaSetSize,
     basic_canary_replica_counts,
     canary_replicas_or_weight,
-    resolve_max_surge,
-    resolve_max_unavailable,
     traffic_routed_replica_counts,
 )
 from pytest_rollout.engine.rollout_model import CanaryStrategy, Rollout

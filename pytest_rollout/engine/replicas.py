@@ -7,9 +7,10 @@ and its actual traffic share), ``GetCanaryReplicasOrWeight``, ``GetDesiredCanary
 ``GetCurrentSetWeight``, ``UseSetCanaryScale``, ``GetCurrentCanaryStep``,
 ``CalculateReplicaCountsForBasicCanary`` with ``approximateWeightedCanaryStableReplicaCounts``,
 ``calculateScaleDownReplicaCount``, ``adjustReplicaWithinLimits`` and
-``GetReplicasForScaleDown``; ``utils/replicaset/replicaset.go`` (``MaxSurge``,
-``MaxUnavailable``, ``resolveFenceposts``); ``rollout/replicaset.go`` (``reconcileNewReplicaSet``:
-an aborted canary is scaled down once its scale-down deadline has passed).
+``GetReplicasForScaleDown``; ``rollout/replicaset.go`` (``reconcileNewReplicaSet``: an aborted
+canary is scaled down once its scale-down deadline has passed). ``MaxSurge``,
+``MaxUnavailable`` and ``resolveFenceposts`` (``utils/replicaset/replicaset.go``) are the
+Deployment's: :mod:`.deployment`.
 ``minPodsPerReplicaSet`` is outside the supported subset.
 """
 
@@ -19,12 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_rollout.engine.rollout_model import (
-    CanaryStep,
-    IntOrPercent,
-    SetCanaryScale,
-    SetWeight,
-)
+from pytest_rollout.engine.rollout_model import CanaryStep, SetCanaryScale, SetWeight
 
 
 @dataclass(frozen=True)
@@ -211,40 +207,6 @@ def aborted_canary_replicas(current: int, *, scale_down_at: float | None, now: f
     return 0
 
 
-# --- fenceposts ----------------------------------------------------------------------------
-
-
-def scaled_value(value: IntOrPercent, total: int, *, round_up: bool) -> int:
-    """``intstr.GetScaledValueFromIntOrPercent``."""
-    if isinstance(value, int):
-        return value
-    share = int(value.rstrip("%")) * total
-    return -(-share // 100) if round_up else share // 100
-
-
-def resolve_fenceposts(
-    max_surge: IntOrPercent, max_unavailable: IntOrPercent, replicas: int
-) -> tuple[int, int]:
-    """``resolveFenceposts``: surge rounds up, unavailable down; both 0 makes unavailable 1."""
-    surge = scaled_value(max_surge, replicas, round_up=True)
-    unavailable = scaled_value(max_unavailable, replicas, round_up=False)
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, unavailable
-
-
-def resolve_max_surge(surge: IntOrPercent, unavailable: IntOrPercent, replicas: int) -> int:
-    """``MaxSurge``: the pods above ``replicas`` an update may add."""
-    return resolve_fenceposts(surge, unavailable, replicas)[0]
-
-
-def resolve_max_unavailable(surge: IntOrPercent, unavailable: IntOrPercent, replicas: int) -> int:
-    """``MaxUnavailable``: 0 for no replicas, never more than ``replicas``."""
-    if replicas == 0:
-        return 0
-    return min(resolve_fenceposts(surge, unavailable, replicas)[1], replicas)
-
-
 # --- the basic (replica-weighted) canary ---------------------------------------------------
 
 
@@ -343,9 +305,9 @@ def basic_canary_replica_counts(
     """``CalculateReplicaCountsForBasicCanary``: weights approximated by pod counts, moved
     within ``maxSurge`` / ``maxUnavailable``; older ReplicaSets are drained first.
 
-    ``surge`` and ``unavailable`` are resolved fenceposts (:func:`resolve_max_surge`,
-    :func:`resolve_max_unavailable`). ``stable_is_new`` marks a stable that is the new ReplicaSet
-    itself (no update in progress).
+    ``surge`` and ``unavailable`` are resolved fenceposts
+    (:func:`.deployment.resolve_max_surge`, :func:`.deployment.resolve_max_unavailable`).
+    ``stable_is_new`` marks a stable that is the new ReplicaSet itself (no update in progress).
     """
     desired_new, desired_stable = approximate_weighted_counts(spec_replicas, weight, surge)
     new_count = new.replicas if new is not None else 0

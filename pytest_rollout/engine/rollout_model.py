@@ -7,13 +7,12 @@ with active and preview Services, pre- and post-promotion analysis, auto-promoti
 scale-down delays. :func:`parse_rollout` (:mod:`.rollout_parser`) reads a manifest into this
 model; every other field is rejected there, by name, before anything runs.
 
-Defaults follow ``utils/defaults/defaults.go`` of argoproj/argo-rollouts; the hashes follow
-``utils/conditions/conditions.go`` (ComputeStepHash) in shape.
+Defaults follow ``utils/defaults/defaults.go`` of argoproj/argo-rollouts; the hashes are
+:mod:`.template_hash`'s.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_rollout.engine.analysis.durations import parse_go_duration
+from pytest_rollout.engine.intorstr import IntOrPercent
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest
 
@@ -35,12 +35,7 @@ DEFAULT_MAX_UNAVAILABLE = "25%"
 DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30
 DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS = 30
 
-IntOrPercent = int | str
-"""An ``intstr.IntOrString`` as written: ``1`` or ``"25%"``."""
-
 PodTemplateHashSource = Literal["Stable", "Latest"]
-
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 # --- steps ---------------------------------------------------------------------------------
 
@@ -326,7 +321,7 @@ def _downward_map(values: Mapping[str, str]) -> str:
     return "\n".join(f'{key}="{values[key]}"' for key in sorted(values))
 
 
-# --- durations and hashes ------------------------------------------------------------------
+# --- durations -----------------------------------------------------------------------------
 
 
 def duration_seconds(value: int | str) -> int:
@@ -342,36 +337,6 @@ def duration_seconds(value: int | str) -> int:
         return math.trunc(parse_go_duration(value))
     except ValueError:
         return -1
-
-
-def _fnv32a(data: bytes) -> int:
-    value = 0x811C9DC5
-    for byte in data:
-        value ^= byte
-        value = (value * 0x01000193) & 0xFFFFFFFF
-    return value
-
-
-def safe_encode(text: str) -> str:
-    """``rand.SafeEncodeString``: map each byte onto an alphabet without vowels."""
-    return "".join(_SAFE_ALPHABET[ord(char) % len(_SAFE_ALPHABET)] for char in text)
-
-
-def pod_template_hash(template: Mapping[str, Any]) -> str:
-    """A stable name for a pod template, in the shape of Argo's ``rollouts-pod-template-hash``.
-
-    FNV-1a of the canonical JSON, safe-encoded as Argo does. The value is not byte-identical to
-    the one the controller computes from its Go structs; it only has to change exactly when the
-    template changes.
-    """
-    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
-    return safe_encode(str(_fnv32a(canonical.encode())))
-
-
-def steps_hash(raw_steps: object) -> str:
-    """``ComputeStepHash``: FNV-1a of the steps as JSON, safe-encoded."""
-    canonical = json.dumps(raw_steps, sort_keys=True, separators=(",", ":"))
-    return safe_encode(str(_fnv32a(canonical.encode())))
 
 
 # --- parsing ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_rollout.engine.analysis.fields import UnsupportedFields
+from pytest_rollout.engine.intorstr import IntOrPercent, validated, written_value
 from pytest_rollout.engine.rollout_model import (
     API_VERSION,
     DEFAULT_MAX_SURGE,
@@ -39,7 +39,6 @@ from pytest_rollout.engine.rollout_model import (
     CanaryStep,
     CanaryStrategy,
     GatewayAPIRoute,
-    IntOrPercent,
     Pause,
     Rollout,
     RolloutAnalysis,
@@ -48,10 +47,10 @@ from pytest_rollout.engine.rollout_model import (
     SetWeight,
     TemplateRef,
     duration_seconds,
-    pod_template_hash,
-    steps_hash,
 )
+from pytest_rollout.engine.template_hash import pod_template_hash, steps_hash
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import UnsupportedFields
 from pytest_rollout.manifests import FieldPath, Manifest, format_field_path
 
 # validation.go constants.
@@ -98,11 +97,6 @@ _BLUE_GREEN_FIELDS = (
     "postPromotionAnalysis",
     "scaleDownDelaySeconds",
     "abortScaleDownDelaySeconds",
-)
-_PERCENT = re.compile(r"[0-9]+%")
-_PERCENT_MESSAGE = (
-    "a valid percent string must be a numeric string followed by an ending '%' "
-    "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
 )
 _DOWNWARD_FIELD = re.compile(
     r"metadata\.(?:name|namespace|labels|annotations)"
@@ -203,13 +197,7 @@ class RolloutParser:
         return value
 
     def int_or_percent(self, value: object, path: FieldPath) -> IntOrPercent:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise self.invalid(path, value, "must be an integer or percentage (e.g '5%')")
-        if isinstance(value, str) and not _PERCENT.fullmatch(value):
-            raise self.invalid(path, value, _PERCENT_MESSAGE)
-        if isinstance(value, int) and value < 0:
-            raise self.invalid(path, value, "must be greater than or equal to 0")
-        return value
+        return validated(value, lambda reason: self.invalid(path, value, reason))
 
     # -- the object --
 
@@ -371,7 +359,7 @@ class RolloutParser:
         unavailable = self.int_or_percent(
             body.get("maxUnavailable", DEFAULT_MAX_UNAVAILABLE), (*path, "maxUnavailable")
         )
-        if _written_value(surge) == 0 and _written_value(unavailable) == 0:
+        if written_value(surge) == 0 and written_value(unavailable) == 0:
             raise self.invalid((*path, "maxSurge"), surge, INVALID_MAX_SURGE_MAX_UNAVAILABLE)
         if canary_service and stable_service and canary_service == stable_service:
             raise self.invalid(
@@ -657,10 +645,3 @@ class RolloutParser:
 
 def _go_bool(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _written_value(value: IntOrPercent) -> int:
-    # validation.go getIntOrPercentValue: the number as written, percent or not.
-    if isinstance(value, str):
-        return int(value[:-1])
-    return value

@@ -28,9 +28,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pytest_rollout.backends.local.rolling import RollingUpdate
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.config_file import load_target_config
+from pytest_rollout.engine.deployment import RollingUpdate
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest, ManifestSet, load_manifest_file
 

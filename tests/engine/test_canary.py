@@ -792,6 +792,7 @@ def test_status_starts_empty_and_decisions_are_pure() -> None:
 
 # --- replica math --------------------------------------------------------------------------
 
+from pytest_rollout.engine.deployment import resolve_fenceposts  # noqa: E402
 from pytest_rollout.engine.replicas import (  # noqa: E402
     CanaryPosition,
     ReplicaCounts,
@@ -799,7 +800,6 @@ from pytest_rollout.engine.replicas import (  # noqa: E402
     aborted_canary_replicas,
     approximate_weighted_counts,
     basic_canary_replica_counts,
-    resolve_fenceposts,
     traffic_routed_replica_counts,
     traffic_weight_to_replicas,
 )

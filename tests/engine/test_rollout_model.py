@@ -20,8 +20,8 @@ from pytest_rollout.engine.rollout_model import (
     SetWeight,
     duration_seconds,
     parse_rollout,
-    pod_template_hash,
 )
+from pytest_rollout.engine.template_hash import pod_template_hash
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import load_manifest_file, parse_manifests
 

@@ -15,12 +15,13 @@ from typing import Any, NoReturn
 import pytest
 
 from pytest_rollout.backends.base import Namespace
-from pytest_rollout.backends.local import pods, rolling
+from pytest_rollout.backends.local import pods
 from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.pod_spec import ContainerSpec
 from pytest_rollout.backends.local.pod_status import Launch
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.config import TargetConfig
+from pytest_rollout.engine import deployment
 from pytest_rollout.errors import BackendError
 from tests.local.pod_harness import PORT, PodHarness, left_clean
 
@@ -140,11 +141,11 @@ def test_a_failed_reconcile_fails_the_namespace_wait_at_once(
     def broken_rolling_update(*args: object) -> NoReturn:
         raise TypeError("the rolling update takes no such arguments")
 
-    monkeypatch.setattr(rolling, "next_step", broken_rolling_update)
+    monkeypatch.setattr(deployment, "next_step", broken_rolling_update)
     manifests = rollout_target.load_manifests("readiness-with-probe")
-    (deployment,) = manifests.of_kind("Deployment")
+    (workload,) = manifests.of_kind("Deployment")
     rollout_namespace.apply(manifests)
     began = time.monotonic()
-    with pytest.raises(BackendError, match=f"the reconcile of Deployment/{deployment.name}") as err:
-        rollout_namespace.wait_rolled_out(deployment.name, timeout=WAIT)
+    with pytest.raises(BackendError, match=f"the reconcile of Deployment/{workload.name}") as err:
+        rollout_namespace.wait_rolled_out(workload.name, timeout=WAIT)
     assert_fails_at_once_with(err, began, "broken_rolling_update")

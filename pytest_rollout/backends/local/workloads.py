@@ -4,7 +4,7 @@ Follows the Kubernetes deployment controller (``pkg/controller/deployment/rollin
 ``sync.go``) for the RollingUpdate strategy: a new ReplicaSet per pod-template hash, scaled up
 within ``maxSurge`` while old ReplicaSets are scaled down within ``maxUnavailable``, a pod
 counting as available once Ready for ``minReadySeconds``. The arithmetic lives in
-:mod:`.rolling`; this module acts on it with real pods.
+:mod:`pytest_rollout.engine.deployment`; this module acts on it with real pods.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pytest_rollout.backends.local import rolling
 from pytest_rollout.backends.local.events import EventRecorder, ObjectRef
 from pytest_rollout.backends.local.failures import FailureLatch
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.clock import epoch_now
-from pytest_rollout.engine.rollout_model import pod_template_hash, safe_encode
+from pytest_rollout.engine import deployment
+from pytest_rollout.engine.template_hash import pod_template_hash, safe_encode
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.fieldcheck import LOCAL_BACKEND_LABEL, FieldRef
 from pytest_rollout.manifests import Manifest
@@ -210,12 +210,12 @@ class DeploymentController:
             rs.pods = [pod for pod in rs.pods if not pod.deleted]
         new = self._current_replica_set() or self._create_replica_set()
         old = [rs for rs in self.replica_sets if rs is not new]
-        step = rolling.next_step(
+        step = deployment.next_step(
             self.replicas,
             self.strategy,
-            rolling.ReplicaSetCounts(new.replicas, new.available(self.min_ready_seconds, now)),
+            deployment.ReplicaSetCounts(new.replicas, new.available(self.min_ready_seconds, now)),
             [
-                rolling.ReplicaSetCounts(rs.replicas, rs.available(self.min_ready_seconds, now))
+                deployment.ReplicaSetCounts(rs.replicas, rs.available(self.min_ready_seconds, now))
                 for rs in old
             ],
         )
@@ -224,7 +224,7 @@ class DeploymentController:
         for rs, size in zip(old, step.old_replicas, strict=True):
             if size != rs.replicas:
                 await self._scale(rs, size)
-        if step.action is rolling.Action.DONE:
+        if step.action is deployment.Action.DONE:
             if not self._complete.is_set():
                 self._complete.set()
         elif not self._deadline_reported and now - self._progress_since > self.progress_deadline:
@@ -322,9 +322,9 @@ def _deletion_order(pods: list[Pod]) -> list[Pod]:
     return sorted(live, key=lambda p: (p.ready, -(p.ready_since or 0.0)))
 
 
-def _strategy(manifest: Manifest, raw: object) -> rolling.RollingUpdate:
+def _strategy(manifest: Manifest, raw: object) -> deployment.RollingUpdate:
     if raw is None:
-        return rolling.RollingUpdate()
+        return deployment.RollingUpdate()
     if not isinstance(raw, dict):
         raise manifest.error(("spec", "strategy"), "must be a mapping")
     where = FieldRef(("spec", "strategy"), manifest, LOCAL_BACKEND_LABEL)
@@ -333,7 +333,7 @@ def _strategy(manifest: Manifest, raw: object) -> rolling.RollingUpdate:
         raise where.at("type").unsupported(["RollingUpdate"], value=kind)
     where.only(raw, ("type", "rollingUpdate"))
     try:
-        return rolling.RollingUpdate.from_spec(raw.get("rollingUpdate"))
+        return deployment.RollingUpdate.from_spec(raw.get("rollingUpdate"))
     except ConfigError as exc:
         raise manifest.error(("spec", "strategy", "rollingUpdate"), str(exc)) from exc
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
-from pytest_rollout.engine.analysis.fields import UnsupportedFields, value_at
 from pytest_rollout.engine.expr.builtins import go_quote
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import UnsupportedFields
 from pytest_rollout.manifests import Manifest, type_name
 
 PodTemplateHashValue = Literal["Stable", "Latest"]
@@ -84,7 +84,7 @@ def parse_arguments(
         parsed = parse_arguments(manifest, path, pod_template_hash=pod_template_hash, found=own)
         own.raise_if_any()
         return parsed
-    raw = value_at(manifest.body, path)
+    raw = _value_at(manifest.body, path)
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -302,3 +302,18 @@ def _walk(value: Any, values: Mapping[str, str], errors: list[ArgumentError]) ->
     if isinstance(value, list):
         return [_walk(item, values, errors) for item in value]
     return value
+
+
+def _value_at(body: Mapping[str, Any], path: Sequence[str | int]) -> Any:
+    """The value at ``path`` in ``body``, or None when any step is missing."""
+    node: Any = body
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                return None
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part)
+    return node

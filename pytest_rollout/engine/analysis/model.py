@@ -31,11 +31,11 @@ from pytest_rollout.engine.analysis.args import (
     substitute_all,
 )
 from pytest_rollout.engine.analysis.durations import DurationError, parse_go_duration
-from pytest_rollout.engine.analysis.fields import UnsupportedFields
 from pytest_rollout.engine.analysis.jsonpath import JsonPath, JsonPathError, compile_jsonpath
 from pytest_rollout.engine.analysis.structure import PROVIDERS, check_structure
 from pytest_rollout.engine.expr import ExprError, compile_condition
 from pytest_rollout.errors import ConfigError
+from pytest_rollout.fieldcheck import UnsupportedFields
 from pytest_rollout.manifests import FieldPath, Manifest, display_path, format_field_path, type_name
 
 API_VERSION = "argoproj.io/v1alpha1"

@@ -1,7 +1,7 @@
 """Which fields an ``AnalysisTemplate`` may have: the supported subset, checked once at load.
 
 Every field outside it is noted, with its path, in an
-:class:`~pytest_rollout.engine.analysis.fields.UnsupportedFields`, so that one error names them
+:class:`~pytest_rollout.fieldcheck.UnsupportedFields`, so that one error names them
 all; a shape that cannot be read further (a list where a mapping belongs) is a ConfigError at
 once. What the supported fields hold is :mod:`.model`'s business.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_rollout.engine.analysis.fields import UnsupportedFields
+from pytest_rollout.fieldcheck import UnsupportedFields
 from pytest_rollout.manifests import Manifest
 
 _SPEC_FIELDS = ("args", "metrics")

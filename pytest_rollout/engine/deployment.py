@@ -19,43 +19,15 @@ deciding that is the caller's job.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pytest_rollout.engine.intorstr import IntOrPercent, scaled_value, validated, written_value
 from pytest_rollout.errors import ConfigError
-
-IntOrPercent = int | str
-"""An ``intstr.IntOrString`` as written in a manifest: ``3`` or ``"25%"``."""
 
 DEFAULT_MAX_SURGE: IntOrPercent = "25%"
 DEFAULT_MAX_UNAVAILABLE: IntOrPercent = "25%"
 DEFAULT_PATH = "spec.strategy.rollingUpdate"
-
-_PERCENT = re.compile(r"[0-9]+%")
-_PERCENT_MESSAGE = (
-    "a valid percent string must be a numeric string followed by an ending '%' "
-    "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
-)
-
-
-def scaled_value(value: IntOrPercent, total: int, *, round_up: bool) -> int:
-    """An int-or-percent resolved against ``total``: ``"25%"`` of 10 is 3 up, 2 down."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"expected an integer or a percentage, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if not _PERCENT.fullmatch(value):
-        raise ConfigError(f"invalid value {value!r}: {_PERCENT_MESSAGE}")
-    share = int(value[:-1]) * total
-    return -(-share // 100) if round_up else share // 100
-
-
-def _written_value(value: IntOrPercent) -> int:
-    # validation.go getIntOrPercentValue: the number as written, percent or not.
-    if isinstance(value, str):
-        return int(value[:-1]) if _PERCENT.fullmatch(value) else 0
-    return value
 
 
 def _shown(value: object) -> str:
@@ -64,15 +36,9 @@ def _shown(value: object) -> str:
 
 
 def _int_or_percent(value: object, path: str) -> IntOrPercent:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(
-            f"{path}: Invalid value: {_shown(value)}: must be an integer or percentage (e.g '5%')"
-        )
-    if isinstance(value, str) and not _PERCENT.fullmatch(value):
-        raise ConfigError(f"{path}: Invalid value: {_shown(value)}: {_PERCENT_MESSAGE}")
-    if isinstance(value, int) and value < 0:
-        raise ConfigError(f"{path}: Invalid value: {value}: must be greater than or equal to 0")
-    return value
+    return validated(
+        value, lambda reason: ConfigError(f"{path}: Invalid value: {_shown(value)}: {reason}")
+    )
 
 
 def validate_rolling_update(
@@ -82,17 +48,45 @@ def validate_rolling_update(
     :class:`ConfigError` (same field path and wording)."""
     unavailable = _int_or_percent(max_unavailable, f"{path}.maxUnavailable")
     surge = _int_or_percent(max_surge, f"{path}.maxSurge")
-    if _written_value(unavailable) == 0 and _written_value(surge) == 0:
+    if written_value(unavailable) == 0 and written_value(surge) == 0:
         raise ConfigError(
             f"{path}.maxUnavailable: Invalid value: {_shown(unavailable)}: "
             "may not be 0 when `maxSurge` is 0"
         )
-    if isinstance(unavailable, str) and _written_value(unavailable) > 100:
+    if isinstance(unavailable, str) and written_value(unavailable) > 100:
         raise ConfigError(
             f"{path}.maxUnavailable: Invalid value: {_shown(unavailable)}: "
             "must not be greater than 100%"
         )
     return surge, unavailable
+
+
+def resolve_fenceposts(
+    max_surge: IntOrPercent, max_unavailable: IntOrPercent, replicas: int
+) -> tuple[int, int]:
+    """``ResolveFenceposts``: (surge, unavailable) for ``replicas`` desired pods.
+
+    Surge rounds up and unavailable rounds down; when both come out 0 (possible only through
+    rounding) unavailable becomes 1, so the rollout can always make progress. Argo Rollouts
+    resolves a Rollout's ``maxSurge`` / ``maxUnavailable`` the same way.
+    """
+    surge = scaled_value(max_surge, replicas, round_up=True)
+    unavailable = scaled_value(max_unavailable, replicas, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def resolve_max_surge(surge: IntOrPercent, unavailable: IntOrPercent, replicas: int) -> int:
+    """``MaxSurge``: the pods above ``replicas`` an update may add."""
+    return resolve_fenceposts(surge, unavailable, replicas)[0]
+
+
+def resolve_max_unavailable(surge: IntOrPercent, unavailable: IntOrPercent, replicas: int) -> int:
+    """``MaxUnavailable``: 0 for no replicas, never more than ``replicas``."""
+    if replicas == 0:
+        return 0
+    return min(resolve_fenceposts(surge, unavailable, replicas)[1], replicas)
 
 
 @dataclass(frozen=True)
@@ -128,26 +122,16 @@ class RollingUpdate:
         return cls(surge, unavailable)
 
     def fenceposts(self, replicas: int) -> tuple[int, int]:
-        """``ResolveFenceposts``: (surge, unavailable) for ``replicas`` desired pods.
-
-        Surge rounds up and unavailable rounds down; when both come out 0 (possible only
-        through rounding) unavailable becomes 1, so the rollout can always make progress.
-        """
-        surge = scaled_value(self.max_surge, replicas, round_up=True)
-        unavailable = scaled_value(self.max_unavailable, replicas, round_up=False)
-        if surge == 0 and unavailable == 0:
-            unavailable = 1
-        return surge, unavailable
+        """(surge, unavailable) for ``replicas`` desired pods: :func:`resolve_fenceposts`."""
+        return resolve_fenceposts(self.max_surge, self.max_unavailable, replicas)
 
     def max_surge_for(self, replicas: int) -> int:
         """How many pods above ``replicas`` may exist during the rollout."""
-        return self.fenceposts(replicas)[0]
+        return resolve_max_surge(self.max_surge, self.max_unavailable, replicas)
 
     def max_unavailable_for(self, replicas: int) -> int:
         """``MaxUnavailable``: 0 for 0 replicas, never more than ``replicas``."""
-        if replicas == 0:
-            return 0
-        return min(self.fenceposts(replicas)[1], replicas)
+        return resolve_max_unavailable(self.max_surge, self.max_unavailable, replicas)
 
     def min_available(self, replicas: int) -> int:
         """The fewest available pods the rollout may leave: ``replicas - maxUnavailable``."""

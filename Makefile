@@ -26,19 +26,25 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# Parallel workers for the tests that do not time a load schedule: one per core.
-JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$n)
+CORES := $(shell nproc 2>/dev/null || echo 1)
+# The tests that time no load schedule mostly wait on processes: one worker more than cores.
+JOBS ?= $(shell echo $$(( $(CORES) + 1 )))
+# Experiments two at a time where there are two cores: their load generators keep their
+# schedule beside one other experiment (the pods yield the CPU to them), not beside the rest.
+EXPERIMENT_JOBS ?= $(shell [ $(CORES) -ge 2 ] && echo "-n 2")
 
-# The whole suite: lint; unit, plugin, service and load tests in parallel; then, alone, the
-# tests that keep a load schedule to the millisecond, and the experiments (a generator sharing
-# the cores with other tests falls behind and the experiment goes inconclusive).
+# The whole suite: lint; unit, plugin, service and load tests in parallel; then the tests that
+# keep a load schedule to the millisecond and the experiments, two at a time; then the
+# experiments that compare reaction times, alone.
 test: setup lint
 	$(PY) -m pytest -m "not rollout and not serial" -n $(JOBS)
-	$(PY) -m pytest -m "rollout or serial"
+	$(PY) -m pytest -m "(rollout or serial) and not rollout_alone" $(EXPERIMENT_JOBS)
+	$(PY) -m pytest -m rollout_alone
 
 # The rollout-safety experiments only; the evidence lands in ./rollout-report.
 experiments: setup
-	$(PY) -m pytest -m rollout -v --rollout-report rollout-report
+	$(PY) -m pytest -m "rollout and not rollout_alone" -v $(EXPERIMENT_JOBS) --rollout-report rollout-report
+	$(PY) -m pytest -m rollout_alone -v --rollout-report rollout-report
 
 bench: setup
 	$(PY) -m benchmarks.load_bench

@@ -65,7 +65,7 @@ class TargetConfigFile(pytest.File):
     """The target config; its items are the ``[experiments]`` tables."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from pytest_rollout.kinds import parse_experiment
+        from pytest_rollout.kinds import kinds, parse_experiment
 
         target = load_config(self.path)
         specs: list[ExperimentSpec] = []
@@ -83,6 +83,8 @@ class TargetConfigFile(pytest.File):
             )
             item.stash[SPEC_KEY] = spec
             item.add_marker(pytest.mark.rollout)
+            if kinds()[spec.kind].runs_alone:
+                item.add_marker(pytest.mark.rollout_alone)
             item.extra_keyword_matches.add(spec.kind)
             yield item
 

@@ -117,6 +117,12 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(name=None): a rollout-safety experiment (real processes, real load); "
         f"select with `-m {MARKER}`; name= names its report directory",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}_alone: an experiment whose numbers are times compared with each other (a "
+        "reaction time against a baseline's): run it with nothing beside it, after a parallel "
+        f"run of `-m '{MARKER} and not {MARKER}_alone'`",
+    )
     options = RolloutOptions.resolve(
         base=Path(config.invocation_params.dir),
         backend=config.getoption("rollout_backend"),

@@ -91,6 +91,9 @@ class Kind:
     takes_variant: bool = True
     """False for a kind whose own keys name its releases: ``variant`` is then not allowed."""
     default_rate: float = DEFAULT_RATE
+    runs_alone: bool = False
+    """True for a kind whose numbers are times compared with each other: its items carry the
+    ``rollout_alone`` marker, so that a parallel run can leave them for a run of their own."""
 
 
 _KINDS: dict[str, Kind] = {}

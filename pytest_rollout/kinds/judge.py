@@ -633,6 +633,7 @@ def _rounded(value: float | None) -> float | None:
 register(
     Kind(
         name="canary-judge",
+        runs_alone=True,
         summary="the same releases through several gates at once: the judge stops bad ones "
         "sooner than the baseline and lets a good one complete",
         run=run,

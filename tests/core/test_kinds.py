@@ -41,3 +41,7 @@ def test_containment_defaults_and_options() -> None:
     assert (spec.rate, spec.tail, spec.timeout) == (200.0, 9.0, 75.0)
     gate = parse_experiment("business-gate", target.experiments["business-gate"], target)
     assert gate.options["must_pass"] == ("error-rate", "latency-p99")
+
+
+def test_only_the_kind_comparing_reaction_times_runs_alone() -> None:
+    assert {name for name, kind in kinds().items() if kind.runs_alone} == {"canary-judge"}

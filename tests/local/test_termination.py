@@ -12,7 +12,8 @@ import pytest
 from pytest_rollout import Experiment
 from pytest_rollout.manifests import Manifest, ManifestSet
 
-pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
+# Runs load under a release, whose generator must keep its schedule: alone, not beside others.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def _without_pre_stop(manifests: list[Manifest]) -> list[Manifest]:

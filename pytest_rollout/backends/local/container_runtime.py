@@ -70,6 +70,7 @@ class ContainerRuntime:
             env=container.env,
             cwd=launch.cwd,
             log_path=log_path,
+            background=True,
         )
         self._events.normal(self.ref, ev.CREATED, f"Created container: {spec.name}")
         try:

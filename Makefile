@@ -27,8 +27,8 @@ lint: venv
 	$(PY) -m mypy
 
 CORES := $(shell nproc 2>/dev/null || echo 1)
-# The tests that time no load schedule mostly wait on processes: one worker more than cores.
-JOBS ?= $(shell echo $$(( $(CORES) + 1 )))
+# The tests that time no load schedule: one worker per core.
+JOBS ?= $(CORES)
 # Experiments two at a time where there are two cores: their load generators keep their
 # schedule beside one other experiment (the pods yield the CPU to them), not beside the rest.
 EXPERIMENT_JOBS ?= $(shell [ $(CORES) -ge 2 ] && echo "-n 2")

@@ -15,10 +15,10 @@ from pytest_rollout._wait import wait_for
 from pytest_rollout.assertions import assert_in_order
 from pytest_rollout.backends.base import Namespace, ResourceSample, RolloutHandle
 from pytest_rollout.backends.local.namespace import LocalNamespace
-from pytest_rollout.config import TargetConfig
-from pytest_rollout.experiments import wait_serving
+from pytest_rollout.config import ServingCheck, TargetConfig
 from pytest_rollout.load import BackgroundLoad, TrafficLog
 from pytest_rollout.manifests import Manifest
+from pytest_rollout.release import wait_serving
 
 pytestmark = pytest.mark.slow  # starts real processes, or renders for seconds
 
@@ -28,15 +28,16 @@ RATE = 60.0
 SETTLE = 1.5
 
 LoadStarter = Callable[..., BackgroundLoad]
+HOME = ServingCheck(method="GET", path="/", body=None, status=200, origin="the home page")
 
 
 def _versions_behind(namespace: Namespace, service: str, requests: int = 8) -> set[str]:
     """The versions answering GET / through one Service's own address, once its endpoints
     (published after the endpoint delay) answer."""
     assert isinstance(namespace, LocalNamespace)
-    url = namespace.service_url(service) + "/"
-    wait_serving(url)
-    return {httpx.get(url, timeout=5.0).headers["X-Version"] for _ in range(requests)}
+    url = namespace.service_url(service)
+    wait_serving(url, HOME)
+    return {httpx.get(url + "/", timeout=5.0).headers["X-Version"] for _ in range(requests)}
 
 
 def _wait_pods(namespace: Namespace, count: int, what: str) -> ResourceSample:
@@ -63,7 +64,7 @@ def _failures(log: TrafficLog) -> dict[str, int]:
 
 def _start_load(namespace: Namespace, rollout_load: LoadStarter) -> BackgroundLoad:
     url = namespace.route_url(WORKLOAD)
-    wait_serving(url + "/")
+    wait_serving(url, HOME)
     load = rollout_load(url, rate=RATE, duration=90.0)
     wait_for(lambda: len(load.log) >= RATE, what="a second of load", timeout=10.0, interval=0.1)
     return load

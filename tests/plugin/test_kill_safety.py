@@ -73,7 +73,13 @@ def test_sigkill_mid_experiment_leaves_no_process(
         timeout=10,
         interval=0.2,
     )
-    assert not list(state.glob("runs/*")), "the guardian removes the run's records"
+    # The guardian removes the run's records once it has stopped the groups.
+    wait_for(
+        lambda: not list(state.glob("runs/*")),
+        what="the guardian to remove the killed run's records",
+        timeout=10,
+        interval=0.2,
+    )
 
 
 def test_the_next_run_sweeps_a_dead_runs_groups_and_spares_strangers(tmp_path: Path) -> None:

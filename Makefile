@@ -34,8 +34,8 @@ JOBS ?= $(CORES)
 EXPERIMENT_JOBS ?= $(shell [ $(CORES) -ge 2 ] && echo "-n 2")
 
 # The whole suite: lint; unit, plugin, service and load tests in parallel; then the tests that
-# keep a load schedule to the millisecond and the experiments, two at a time; then the
-# experiments that compare reaction times, alone.
+# keep a load schedule to the millisecond and the experiments, two at a time; then, alone, the
+# experiments that run several releases at once or compare reaction times.
 test: setup lint
 	$(PY) -m pytest -m "not rollout and not serial" -n $(JOBS)
 	$(PY) -m pytest -m "(rollout or serial) and not rollout_alone" $(EXPERIMENT_JOBS)

@@ -119,8 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        f"{MARKER}_alone: an experiment whose numbers are times compared with each other (a "
-        "reaction time against a baseline's): run it with nothing beside it, after a parallel "
+        f"{MARKER}_alone: an experiment that runs several releases at once, or compares "
+        "reaction times with each other: run it with nothing beside it, after a parallel "
         f"run of `-m '{MARKER} and not {MARKER}_alone'`",
     )
     options = RolloutOptions.resolve(

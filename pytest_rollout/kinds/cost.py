@@ -485,6 +485,7 @@ def _ms(seconds: float | None) -> float | None:
 register(
     Kind(
         name="strategy-cost",
+        runs_alone=True,
         summary="canary, blue-green and rolling side by side: peak pods and memory, blast "
         "radius and rollback",
         run=run_strategy_cost,

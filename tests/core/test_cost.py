@@ -25,7 +25,8 @@ from pytest_rollout.kinds.footprint import (
 )
 from pytest_rollout.load import TrafficLog
 from pytest_rollout.runs import ReleaseRun
-from tests.core.test_runs import ABORT_MESSAGE, RELEASE, T0, _log, _run
+from tests.core.release_runs import RELEASE, T0, release_run, traffic
+from tests.core.test_runs import ABORT_MESSAGE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,14 +152,8 @@ def test_memory_counts_as_at_its_peak_within_a_tenth_of_its_rise() -> None:
 # --- reach and rollback --------------------------------------------------------------------
 
 
-def log(seconds: list[dict[str, int]]) -> TrafficLog:
-    """One second of requests per entry, from T0, served by the given versions; the bad
-    version fails every other request."""
-    return _log(seconds)
-
-
-def release_run(
-    traffic: TrafficLog,
+def bad_run(
+    log: TrafficLog,
     *,
     events: tuple[EventView, ...] = (),
     kind: str = "Rollout",
@@ -166,7 +161,7 @@ def release_run(
 ) -> ReleaseRun:
     """A run of the bad release ``v2-bad`` over ``v1``, released at RELEASE."""
     extra = {"resources": resources} if resources is not None else {}
-    return replace(_run(traffic, events=events), kind=kind, extra=extra)
+    return replace(release_run(log, events=events), kind=kind, extra=extra)
 
 
 def aborted_at(t: float) -> tuple[EventView, ...]:
@@ -175,8 +170,8 @@ def aborted_at(t: float) -> tuple[EventView, ...]:
 
 def test_the_reach_of_an_aborted_canary() -> None:
     # 5% bad for 3 s from the release, aborted at +3 s, nothing bad from +4 s.
-    traffic = log([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 6)
-    result = reach(release_run(traffic, events=aborted_at(T0 + 4.0)))
+    log = traffic([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 6)
+    result = reach(bad_run(log, events=aborted_at(T0 + 4.0)))
     assert result.bad_requests == 15
     assert result.total_requests == 400  # from the release to the abort plus the allowance
     assert result.bad_share == pytest.approx(15 / 400)
@@ -190,15 +185,15 @@ def test_the_reach_of_an_aborted_canary() -> None:
 
 
 def test_a_release_stopped_before_it_served_reached_nobody() -> None:
-    traffic = log([{"v1": 100}] * 6)
-    result = reach(release_run(traffic, events=aborted_at(T0 + 3.0)))
+    log = traffic([{"v1": 100}] * 6)
+    result = reach(bad_run(log, events=aborted_at(T0 + 3.0)))
     assert (result.bad_requests, result.bad_share, result.rollback_s) == (0, 0.0, 0.0)
     assert result.abort_to_old_s == 0.0
 
 
 def test_a_release_nothing_stopped_was_never_rolled_back() -> None:
-    traffic = log([{"v1": 100}] + [{"v1": 50, "v2-bad": 50}] * 2 + [{"v2-bad": 100}] * 3)
-    result = reach(release_run(traffic, kind="Deployment"))
+    log = traffic([{"v1": 100}] + [{"v1": 50, "v2-bad": 50}] * 2 + [{"v2-bad": 100}] * 3)
+    result = reach(bad_run(log, kind="Deployment"))
     assert result.aborted_by is None
     assert (result.rollback_s, result.abort_to_old_s, result.time_to_abort_s) == (None, None, None)
     assert result.bad_share == pytest.approx(400 / 500)
@@ -211,23 +206,23 @@ def test_an_operator_abort_and_the_weights_back_to_the_stable() -> None:
         EventView(T0 + t, "Normal", "TrafficWeightUpdated", f"Traffic weight updated {m}", "", "")
         for t, m in moves
     )
-    traffic = log([{"v1": 100}] * 4 + [{"v1": 50, "v2-bad": 50}] * 3 + [{"v1": 100}] * 2)
+    log = traffic([{"v1": 100}] * 4 + [{"v1": 50, "v2-bad": 50}] * 3 + [{"v1": 100}] * 2)
     events = tuple(sorted(events + aborted_at(T0 + 5.5), key=lambda e: e.timestamp))
-    result = rollback(release_run(traffic, events=events))
+    result = rollback(bad_run(log, events=events))
     assert result.weight == 50
     assert result.weights_after_abort == (5, 0)
     last_bad = T0 + 6 + 99 / 100
     assert result.abort_to_old_s == pytest.approx(last_bad - (T0 + 5.5))
     assert result.new_requests_after_abort == 100
     with pytest.raises(InconclusiveError, match="no abort"):
-        rollback(release_run(traffic))
+        rollback(bad_run(log))
 
 
 def test_a_run_without_resource_samples_is_inconclusive() -> None:
     with pytest.raises(InconclusiveError, match="0 resource samples"):
-        resource_points(release_run(log([{"v1": 10}])))
-    run = release_run(
-        log([{"v1": 10}]),
+        resource_points(bad_run(traffic([{"v1": 10}])))
+    run = bad_run(
+        traffic([{"v1": 10}]),
         resources=[{"t": T0 + 1, "ready": 4, "not_ready": 0, "memory_bytes": 1}] * 2,
     )
     assert [p.pods for p in resource_points(run)] == [4, 4]
@@ -286,9 +281,9 @@ def test_promotion_is_the_release_s_own_completion_not_the_first_deploy_s() -> N
         return EventView(t, "Normal", "RolloutCompleted", message, "Rollout", "svc")
 
     events = (completed(T0 - 9.0, "Initial deploy"), completed(RELEASE + 42.5, "Completed all"))
-    assert promotion_s(release_run(log([{"v1": 10}]), events=events)) == pytest.approx(42.5)
+    assert promotion_s(bad_run(traffic([{"v1": 10}]), events=events)) == pytest.approx(42.5)
     # A Deployment has no such event: its roll-out completed when the run settled.
-    deployment = release_run(log([{"v1": 10}]), kind="Deployment")
+    deployment = bad_run(traffic([{"v1": 10}]), kind="Deployment")
     assert promotion_s(deployment) == pytest.approx(deployment.settled_at - RELEASE)
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from pytest_rollout.backends.base import EventView, RollbackAllowance, RolloutView
-from pytest_rollout.config import TargetConfig, Variant
+from pytest_rollout.backends.base import EventView, RolloutView
+from pytest_rollout.config import TargetConfig
 from pytest_rollout.config_file import load_target_config
 from pytest_rollout.errors import ConfigError, InconclusiveError
 from pytest_rollout.kinds import parse_experiment
@@ -27,10 +26,9 @@ from pytest_rollout.kinds.judge import (
 )
 from pytest_rollout.load import RequestRecord, TrafficLog
 from pytest_rollout.runs import ReleaseRun
+from tests.core.release_runs import RELEASE, T0, release_run, traffic
 
 REPO = Path(__file__).resolve().parents[2]
-T0 = 1_000.0
-RELEASE = T0 + 1.0
 JUDGE_ABORT = (
     "Rollout aborted update to revision 2: Background analysis phase error/failed: Metric "
     '"sequential-judge" assessed Failed due to failed (1) > failureLimit (0)'
@@ -181,43 +179,16 @@ def test_a_window_the_simulation_does_not_measure_is_named() -> None:
 # -- what a run records -------------------------------------------------------------------------
 
 
-def _log(seconds: list[dict[str, int]], *, failing: str = "v2-bad") -> TrafficLog:
-    """One second of requests per entry, spread evenly; every other request of ``failing``
-    answers 500."""
-    records = []
-    for second, versions in enumerate(seconds):
-        total = sum(versions.values())
-        sequence = [v for v, n in versions.items() for _ in range(n)]
-        for index, version in enumerate(sequence):
-            t = T0 + second + index / total
-            status = 500 if version == failing and index % 2 else 200
-            records.append(RequestRecord(t, t, 0.001, "GET /", status=status, version=version))
-    return TrafficLog(records, target_rate=100.0, started_at=T0)
-
-
 def _event(t: float, reason: str, message: str = "") -> EventView:
     return EventView(t, "Normal", reason, message, "Rollout", "reference-service")
 
 
-def _run(log: TrafficLog, events: tuple[EventView, ...], *, version: str, phase: str) -> ReleaseRun:
-    variant = Variant(version, "", MappingProxyType({}), MappingProxyType({}), "cfg", version)
+def _judged(
+    log: TrafficLog, events: tuple[EventView, ...], *, version: str, phase: str
+) -> ReleaseRun:
     view = RolloutView("reference-service", phase, "", 0, 0, "a", None, phase == "Degraded")
-    return ReleaseRun(
-        label="sequential/bad",
-        workload="reference-service",
-        kind="Rollout",
-        variant=variant,
-        log=log,
-        released_at=RELEASE,
-        settled_at=T0 + 6.0,
-        stable_versions=frozenset({"v1"}),
-        view=view,
-        events=events,
-        analysis_runs=(),
-        allowance=RollbackAllowance.of({"endpoint_propagation": 1.0}),
-        first_weight=5,
-        steps=4,
-        tail=4.0,
+    return release_run(
+        log, label="sequential/bad", events=events, view=view, version=version, steps=4, tail=4.0
     )
 
 
@@ -226,14 +197,14 @@ INITIAL_DEPLOY = _event(T0 - 20.0, "RolloutCompleted", "Rollout completed update
 
 def test_an_aborted_release_counts_its_requests_until_the_rollback() -> None:
     # 100 req/s: v1 only, then 5% v2-bad for 3 s, aborted at +4 s (rollback +5 s), v1 after.
-    log = _log([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 6)
+    log = traffic([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 6)
     events = (
         INITIAL_DEPLOY,
         _event(RELEASE, "RolloutUpdated"),
         _event(T0 + 4.0, "RolloutAborted", JUDGE_ABORT),
     )
     result = GateResult.of(
-        "sequential", "bad", _run(log, events, version="v2-bad", phase="Degraded")
+        "sequential", "bad", _judged(log, events, version="v2-bad", phase="Degraded")
     )
     assert result.aborted
     assert (result.aborted_by, result.abort_phase) == ("sequential-judge", "Failed")
@@ -253,13 +224,15 @@ def test_an_aborted_release_counts_its_requests_until_the_rollback() -> None:
 
 
 def test_a_completed_release_counts_every_request_it_served() -> None:
-    log = _log([{"v1": 100}, {"v1": 95, "v2": 5}, {"v1": 50, "v2": 50}] + [{"v2": 100}] * 5)
+    log = traffic([{"v1": 100}, {"v1": 95, "v2": 5}, {"v1": 50, "v2": 50}] + [{"v2": 100}] * 5)
     events = (
         INITIAL_DEPLOY,
         _event(RELEASE, "RolloutUpdated"),
         _event(T0 + 3.5, "RolloutCompleted"),
     )
-    result = GateResult.of("sequential", "good", _run(log, events, version="v2", phase="Healthy"))
+    result = GateResult.of(
+        "sequential", "good", _judged(log, events, version="v2", phase="Healthy")
+    )
     assert not result.aborted
     assert result.completed
     assert result.time_to_abort_s is None
@@ -268,9 +241,9 @@ def test_a_completed_release_counts_every_request_it_served() -> None:
 
 
 def test_the_initial_deploy_is_no_completion_of_the_release() -> None:
-    log = _log([{"v1": 100}, {"v1": 95, "v2": 5}, {"v1": 95, "v2": 5}])
+    log = traffic([{"v1": 100}, {"v1": 95, "v2": 5}, {"v1": 95, "v2": 5}])
     events = (INITIAL_DEPLOY, _event(RELEASE, "RolloutUpdated"))
-    result = GateResult.of("sequential", "good", _run(log, events, version="v2", phase="Paused"))
+    result = GateResult.of("sequential", "good", _judged(log, events, version="v2", phase="Paused"))
     assert not result.completed
     assert not result.aborted
 
@@ -281,7 +254,7 @@ def test_a_run_whose_generator_fell_behind_says_why() -> None:
         for i in range(300)
     ]
     log = TrafficLog(late, target_rate=100.0, started_at=T0)
-    result = GateResult.of("sequential", "good", _run(log, (), version="v1", phase="Healthy"))
+    result = GateResult.of("sequential", "good", _judged(log, (), version="v1", phase="Healthy"))
     assert "p99 lateness" in (result.load_problem or "")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import pytest
 
 from pytest_rollout.backends.base import (
@@ -11,62 +9,16 @@ from pytest_rollout.backends.base import (
     EventView,
     MeasurementView,
     MetricView,
-    RollbackAllowance,
     RolloutView,
 )
-from pytest_rollout.config import Variant
 from pytest_rollout.errors import InconclusiveError
-from pytest_rollout.load import RequestRecord, TrafficLog
-from pytest_rollout.runs import ReleaseRun, thresholds
+from pytest_rollout.runs import thresholds
+from tests.core.release_runs import RELEASE, T0, release_run, traffic
 
-T0 = 1_000.0
-RELEASE = T0 + 1.0
 ABORT_MESSAGE = (
     "Rollout aborted update to revision 2: Step-based analysis phase error/failed: Metric "
     '"error-rate" assessed Failed due to failed (1) > failureLimit (0)'
 )
-
-
-def _log(versions_by_second: list[dict[str, int]], *, rate: float = 100.0) -> TrafficLog:
-    """One second of requests per entry, spread evenly, served by the given versions."""
-    records = []
-    for second, versions in enumerate(versions_by_second):
-        total = sum(versions.values())
-        sequence = [v for v, n in versions.items() for _ in range(n)]
-        for index, version in enumerate(sequence):
-            t = T0 + second + index / total
-            status = 500 if version.endswith("bad") and index % 2 else 200
-            records.append(RequestRecord(t, t, 0.001, "GET /", status=status, version=version))
-    return TrafficLog(records, target_rate=rate, started_at=T0)
-
-
-def _run(
-    log: TrafficLog,
-    *,
-    events: tuple[EventView, ...] = (),
-    view: RolloutView | None = None,
-    version: str | None = "v2-bad",
-    runs: tuple[AnalysisRunView, ...] = (),
-    tail: float = 9.0,
-) -> ReleaseRun:
-    variant = Variant("bad", "", MappingProxyType({}), MappingProxyType({}), "cfg", version)
-    return ReleaseRun(
-        label="test",
-        workload="svc",
-        kind="Rollout",
-        variant=variant,
-        log=log,
-        released_at=RELEASE,
-        settled_at=T0 + 6.0,
-        stable_versions=frozenset({"v1"}),
-        view=view,
-        events=events,
-        analysis_runs=runs,
-        allowance=RollbackAllowance.of({"endpoint_propagation": 1.0}),
-        first_weight=5,
-        steps=5,
-        tail=tail,
-    )
 
 
 def _event(t: float, reason: str, message: str = "") -> EventView:
@@ -75,11 +27,11 @@ def _event(t: float, reason: str, message: str = "") -> EventView:
 
 ABORTED = (_event(RELEASE, "RolloutUpdated"), _event(T0 + 4.0, "RolloutAborted", ABORT_MESSAGE))
 # 100 req/s: 1 s of v1 only, then 5% bad for 3 s, then v1 only for 10 s.
-CONTAINED = _log([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 10)
+CONTAINED = traffic([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 10)
 
 
 def test_blast_radius_counts_from_release_to_abort_plus_allowance() -> None:
-    radius = _run(CONTAINED, events=ABORTED).blast_radius()
+    radius = release_run(CONTAINED, events=ABORTED).blast_radius()
     assert radius.version == "v2-bad"
     assert radius.rolled_back_at == T0 + 5.0
     assert (radius.bad_requests, radius.total_requests) == (15, 400)
@@ -90,14 +42,14 @@ def test_blast_radius_counts_from_release_to_abort_plus_allowance() -> None:
 
 
 def test_contained_and_aborted_by_the_named_metric() -> None:
-    run = _run(CONTAINED, events=ABORTED)
+    run = release_run(CONTAINED, events=ABORTED)
     assert run.assert_contained().bad_share <= 0.05
     cause = run.assert_aborted_by("error-rate")
     assert (cause.metric, cause.phase) == ("error-rate", "Failed")
 
 
 def test_an_abort_by_another_metric_fails_with_the_events() -> None:
-    run = _run(CONTAINED, events=ABORTED)
+    run = release_run(CONTAINED, events=ABORTED)
     with pytest.raises(AssertionError) as caught:
         run.assert_aborted_by("latency-p99")
     message = str(caught.value)
@@ -111,7 +63,7 @@ def test_an_abort_by_analysis_errors_is_not_a_metric_verdict() -> None:
         "assessed Failed due to failed (1) > failureLimit (0)",
         "assessed Error due to consecutiveErrors (5) > consecutiveErrorLimit (4)",
     )
-    run = _run(CONTAINED, events=(ABORTED[0], _event(T0 + 4.0, "RolloutAborted", errored)))
+    run = release_run(CONTAINED, events=(ABORTED[0], _event(T0 + 4.0, "RolloutAborted", errored)))
     with pytest.raises(AssertionError, match="assessed Error"):
         run.assert_aborted_by("error-rate")
     assert run.assert_aborted_by("error-rate", phases=("Failed", "Error")).phase == "Error"
@@ -119,14 +71,14 @@ def test_an_abort_by_analysis_errors_is_not_a_metric_verdict() -> None:
 
 def test_a_manual_abort_names_no_metric() -> None:
     manual = (_event(T0 + 4.0, "RolloutAborted", "Rollout aborted update to revision 2"),)
-    cause = _run(CONTAINED, events=manual).abort_cause()
+    cause = release_run(CONTAINED, events=manual).abort_cause()
     assert cause is not None
     assert cause.metric is None
     assert cause.describe().startswith("not by a metric")
 
 
 def test_no_abort_fails_containment_and_the_metric_check() -> None:
-    run = _run(CONTAINED, events=ABORTED[:1], view=_view("Healthy"))
+    run = release_run(CONTAINED, events=ABORTED[:1], view=_view("Healthy"))
     with pytest.raises(AssertionError, match="never aborted"):
         run.assert_aborted_by("error-rate")
     with pytest.raises(AssertionError, match="never rolled back"):
@@ -134,38 +86,38 @@ def test_no_abort_fails_containment_and_the_metric_check() -> None:
 
 
 def test_a_share_over_the_first_step_fails_with_the_numbers() -> None:
-    wide = _log([{"v1": 100}] + [{"v1": 80, "v2-bad": 20}] * 3 + [{"v1": 100}] * 10)
+    wide = traffic([{"v1": 100}] + [{"v1": 80, "v2-bad": 20}] * 3 + [{"v1": 100}] * 10)
     with pytest.raises(AssertionError, match=r"blast radius 15\.00% > 5%: 60 of 400 requests"):
-        _run(wide, events=ABORTED).assert_contained()
+        release_run(wide, events=ABORTED).assert_contained()
 
 
 def test_too_little_traffic_after_the_rollback_is_inconclusive() -> None:
-    short = _log([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 2)
+    short = traffic([{"v1": 100}] + [{"v1": 95, "v2-bad": 5}] * 3 + [{"v1": 100}] * 2)
     with pytest.raises(InconclusiveError, match=r"only 100 requests after the rollback"):
-        _run(short, events=ABORTED).assert_contained()
+        release_run(short, events=ABORTED).assert_contained()
 
 
 def test_the_new_version_is_inferred_when_the_variant_does_not_say() -> None:
-    run = _run(CONTAINED, events=ABORTED, version=None)
+    run = release_run(CONTAINED, events=ABORTED, version=None)
     assert run.new_version == "v2-bad"
-    nothing_new = _run(_log([{"v1": 100}] * 3), version=None)
+    nothing_new = release_run(traffic([{"v1": 100}] * 3), version=None)
     with pytest.raises(InconclusiveError, match="served no request with a new version"):
         nothing_new.blast_radius()
 
 
 def test_completion_needs_the_new_version_everywhere_afterwards() -> None:
-    done = _log([{"v1": 100}, {"v1": 50, "v2": 50}] + [{"v2": 100}] * 8)
+    done = traffic([{"v1": 100}, {"v1": 50, "v2": 50}] + [{"v2": 100}] * 8)
     completed = (_event(RELEASE, "RolloutUpdated"), _event(T0 + 5.0, "RolloutCompleted"))
-    run = _run(done, events=completed, view=_view("Healthy"), version="v2")
+    run = release_run(done, events=completed, view=_view("Healthy"), version="v2")
     run.assert_completed()
-    mixed = _log([{"v1": 100}] * 2 + [{"v1": 50, "v2": 50}] * 8)
+    mixed = traffic([{"v1": 100}] * 2 + [{"v1": 50, "v2": 50}] * 8)
     with pytest.raises(AssertionError, match="every request should reach 'v2'"):
-        _run(mixed, events=completed, view=_view("Healthy"), version="v2").assert_completed()
+        release_run(mixed, events=completed, view=_view("Healthy"), version="v2").assert_completed()
 
 
 def test_no_errors_reports_failures_by_version() -> None:
     with pytest.raises(AssertionError, match=r"failed \(expected 0\).*'v2-bad'"):
-        _run(CONTAINED, events=ABORTED).assert_no_errors()
+        release_run(CONTAINED, events=ABORTED).assert_no_errors()
 
 
 def test_timeline_carries_measurements_with_thresholds() -> None:
@@ -178,7 +130,7 @@ def test_timeline_carries_measurements_with_thresholds() -> None:
         (MeasurementView("Failed", T0 + 3.0, T0 + 3.1, "[0.48]", ""),),
     )
     run_view = AnalysisRunView("svc-2-2", "Failed", "", {"error-rate": "Failed"}, (metric,))
-    timeline = _run(CONTAINED, events=ABORTED, runs=(run_view,)).timeline("traffic.csv")
+    timeline = release_run(CONTAINED, events=ABORTED, runs=(run_view,)).timeline("traffic.csv")
     (measurement,) = timeline["analysis"]
     assert measurement["value"] == 0.48
     assert measurement["thresholds"] == [0.05]

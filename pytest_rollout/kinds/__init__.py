@@ -162,21 +162,21 @@ def parse_experiment(name: str, table: Mapping[str, Any], target: TargetConfig) 
 
 
 def manifest_set_name(value: object, where: Where, target: TargetConfig) -> str:
-    name = require_string(value, where)
-    if name not in target.manifest_sets:
-        raise where.error(
-            f"no manifest set {name!r}; sets: {', '.join(sorted(target.manifest_sets))}"
-        )
-    return name
+    """A manifest set of the target config."""
+    return _known_name(value, where, target.manifest_sets, what="manifest set", plural="sets")
 
 
 def variant_name(value: object, where: Where, target: TargetConfig) -> str:
     """A variant of the target config."""
+    return _known_name(value, where, target.variants, what="variant", plural="variants")
+
+
+def _known_name(
+    value: object, where: Where, known: Mapping[str, Any], *, what: str, plural: str
+) -> str:
     name = require_string(value, where)
-    if name not in target.variants:
-        raise where.error(
-            f"no variant {name!r}; variants: {', '.join(sorted(target.variants)) or 'none'}"
-        )
+    if name not in known:
+        raise where.error(f"no {what} {name!r}; {plural}: {', '.join(sorted(known)) or 'none'}")
     return name
 
 

@@ -280,6 +280,20 @@ def duration(window: str | float) -> str:
     return window
 
 
+_DURATION_UNITS = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration (``1m30s``, ``250ms``); ConfigError when it is not one."""
+    if not text or not DURATION.fullmatch(text):
+        raise ConfigError(f"{text!r} is not a Prometheus duration: use e.g. '250ms', '1s', '1m30s'")
+    return sum(
+        int(count) * (0.001 if unit == "ms" else _UNIT_SECONDS[unit])
+        for count, unit in _DURATION_UNITS.findall(text)
+    )
+
+
 def _matchers(matchers: Matchers | None) -> Iterator[LabelMatcher]:
     if matchers is None:
         return

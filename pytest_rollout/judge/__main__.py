@@ -21,6 +21,8 @@ from pytest_rollout.judge.service import JudgeService
 from pytest_rollout.judge.watch import DEFAULT_INTERVAL_S, DEFAULT_SETTLE_S, JudgeQueries, Timing
 
 PROMETHEUS_ENV = "JUDGE_PROMETHEUS_URL"
+INTERVAL_ENV = "JUDGE_INTERVAL_SECONDS"
+SETTLE_ENV = "JUDGE_SETTLE_SECONDS"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,16 +57,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interval-seconds",
         type=float,
-        default=DEFAULT_INTERVAL_S,
-        help="shortest interval the versions are compared in: Prometheus's scrape interval "
-        "(default %(default)s)",
+        # A string default goes through type=, so a bad environment value is a usage error.
+        default=os.environ.get(INTERVAL_ENV, str(DEFAULT_INTERVAL_S)),
+        help="shortest interval the versions are compared in: the scrape interval of the pods "
+        f"judged (default ${INTERVAL_ENV}, else {DEFAULT_INTERVAL_S:g})",
     )
     p.add_argument(
         "--settle-seconds",
         type=float,
-        default=DEFAULT_SETTLE_S,
+        default=os.environ.get(SETTLE_ENV, str(DEFAULT_SETTLE_S)),
         help="how old an instant must be before it is read: longer than a scrape takes "
-        "(default %(default)s)",
+        f"(default ${SETTLE_ENV}, else {DEFAULT_SETTLE_S:g})",
     )
     p.add_argument("--requests-metric", default=defaults.requests_metric)
     p.add_argument(

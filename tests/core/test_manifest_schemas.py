@@ -635,7 +635,10 @@ def _runs_the_app(workload: Manifest) -> bool:
 
 
 def _knobs_unset(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template without what may differ between experiments: the fault knobs, and how
+    often Prometheus scrapes the pod."""
     copied = copy.deepcopy(dict(template))
+    copied["metadata"].get("annotations", {}).pop("prometheus.io/scrape-interval", None)
     for container in copied["spec"]["containers"]:
         for entry in container.get("env", []):
             if entry["name"] in FAULT_KNOBS:

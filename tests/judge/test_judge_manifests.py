@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_rollout.backends.local.commands import local_command
+from pytest_rollout.backends.local.scrape import INTERVAL_ANNOTATION
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.config_file import load_target_config
 from pytest_rollout.engine.analysis.evaluate import evaluate_result
@@ -20,6 +21,8 @@ from pytest_rollout.engine.analysis.model import AnalysisTemplate, Metric, resol
 from pytest_rollout.engine.analysis.phases import AnalysisPhase
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.judge import JudgeConfig, Snapshot, VersionCounts, judge
+from pytest_rollout.judge.__main__ import INTERVAL_ENV, SETTLE_ENV
+from pytest_rollout.prom import duration_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "pytest-rollout/canary-judge:dev"
@@ -39,13 +42,29 @@ def metric(target: TargetConfig) -> Metric:
     return resolved
 
 
-def test_the_template_asks_the_judge_every_second_through_its_service(metric: Metric) -> None:
-    assert metric.interval == 1.0
+def test_the_template_asks_the_judge_through_its_service(metric: Metric) -> None:
     assert metric.count is None  # a background analysis: until the rollout completes
     assert getattr(metric.provider, "url", "") == (
         "http://canary-judge.team-a.svc.cluster.local/judge"
         "?namespace=team-a&canary-hash=6f8d9c&stable-hash=5b7c4d"
     )
+
+
+def test_the_judge_looks_as_often_as_the_pods_it_judges_are_scraped(
+    target: TargetConfig, metric: Metric
+) -> None:
+    """The analysis interval, the Rollout's scrape-interval annotation and the judge's
+    JUDGE_INTERVAL_SECONDS are written in three files and must agree: a judge that compares
+    intervals shorter than the scrape interval sees intervals without a scrape."""
+    manifests = target.load_manifests("canary-judge-sequential")
+    template = manifests.get("Rollout", "reference-service").body["spec"]["template"]
+    scrape = duration_seconds(template["metadata"]["annotations"][INTERVAL_ANNOTATION])
+    (container,) = manifests.get("Deployment", "canary-judge").body["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert float(env[INTERVAL_ENV]) == scrape == metric.interval == 0.25
+    assert 0 < float(env[SETTLE_ENV]) < scrape
 
 
 def _answer(canary_errors: int, canary_requests: int, config: JudgeConfig) -> dict[str, Any]:

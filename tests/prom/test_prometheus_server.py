@@ -205,6 +205,34 @@ def test_pod_registered_at_creation_is_scraped_within_a_scrape_of_listening(
         prometheus_server.set_targets(before)
 
 
+def test_a_target_with_its_own_interval_is_scraped_that_often(
+    prometheus_server: PrometheusServer, namespace: str
+) -> None:
+    """Prometheus itself as two targets: one at the server's 1 s, one at 250 ms."""
+    address = f"127.0.0.1:{prometheus_server.port}"
+    before = prometheus_server.targets
+    fast = pod_target(address, namespace=namespace, pod="fast", scrape_interval="250ms")
+    slow = pod_target(address, namespace=namespace, pod="slow")
+    prometheus_server.set_targets([*before, fast, slow])
+    counts = f"count_over_time(up{{namespace={quote(namespace)}}}[3s])"
+    try:
+        with prometheus_server.client() as prom:
+            # Once the slow target has three scrapes in the window, both have been scraped
+            # for the whole window.
+            samples = prom.wait_for_data(
+                counts,
+                timeout=FIRST_SAMPLE_BOUND + 5,
+                predicate=lambda got: len(got) == 2 and min(s.value for s in got) >= 3,
+            )
+    finally:
+        prometheus_server.set_targets(before)
+    by_pod = {s.labels["pod"]: s.value for s in samples}
+    # 12 scrapes of the fast one in 3 s, 3 of the slow one; a late scrape or two on a busy
+    # machine is allowed for.
+    assert by_pod["fast"] >= 9, f"scrapes in 3 s: {by_pod}"
+    assert by_pod["slow"] <= 4, f"scrapes in 3 s: {by_pod}"
+
+
 def test_discovery_period_is_what_the_bound_assumes() -> None:
     assert DISCOVERY_PERIOD == 5.0
     assert FIRST_SAMPLE_BOUND >= DISCOVERY_PERIOD + SCRAPE_INTERVAL

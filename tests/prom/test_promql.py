@@ -16,6 +16,7 @@ from pytest_rollout.prom import (
     QueryResult,
     Sample,
     duration,
+    duration_seconds,
     error_ratio,
     parse_result,
     quote,
@@ -82,6 +83,20 @@ def test_rate_total_ratio_compose_into_an_error_ratio() -> None:
 )
 def test_duration_accepts_promql_durations_and_seconds(window: str | float, text: str) -> None:
     assert duration(window) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("250ms", 0.25), ("1s", 1), ("1m30s", 90), ("2h", 7200), ("1d1ms", 86400.001), ("0s", 0)],
+)
+def test_duration_seconds_reads_promql_durations(text: str, seconds: float) -> None:
+    assert duration_seconds(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "30", "1.5s", "1x", "-1s", "s"])
+def test_duration_seconds_rejects_what_promql_would(text: str) -> None:
+    with pytest.raises(ConfigError, match="is not a Prometheus duration"):
+        duration_seconds(text)
 
 
 @pytest.mark.parametrize("window", ["", "30", "1x", "s", "-5s", 0, -1, math.inf, 0.0001])

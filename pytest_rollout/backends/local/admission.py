@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_rollout.backends.local.pod_spec import PodSpec
+from pytest_rollout.backends.local.scrape import check_scrape_annotations
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.engine.validation import check_manifests
 from pytest_rollout.errors import ConfigError
@@ -53,9 +54,10 @@ def check_pod_template(
     where: str,
     manifest: Manifest | None = None,
 ) -> None:
-    """The pod template runs here: its spec is in the local subset and every container's image
-    has an ``[images]`` entry. Errors name the field's file and line in ``manifest`` when the
-    template is the manifest's own, else they start with ``where``."""
+    """The pod template runs here: its spec is in the local subset, its scrape annotations are
+    readable and every container's image has an ``[images]`` entry. Errors name the field's
+    file and line in ``manifest`` when the template is the manifest's own, else they start with
+    ``where``."""
     try:
         spec = PodSpec.from_manifest(
             template.get("spec"), path=POD_SPEC_PATH, manifest=manifest, time_scale=time_scale
@@ -64,6 +66,7 @@ def check_pod_template(
         if manifest is not None:
             raise
         raise ConfigError(f"{where}: {exc}") from exc
+    check_scrape_annotations(template, where=where, manifest=manifest)
     containers = [
         *((("initContainers", index), c) for index, c in enumerate(spec.init_containers)),
         (("containers", 0), spec.container),

@@ -29,6 +29,7 @@ from pytest_rollout.backends.local.networking import (
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.prometheus import PrometheusServer, TargetGroup, pod_target
 from pytest_rollout.backends.local.router import Router
+from pytest_rollout.backends.local.scrape import ScrapeTarget
 from pytest_rollout.config import TargetConfig
 from pytest_rollout.engine.analysis import AnalysisTemplate
 from pytest_rollout.errors import ConfigError, RolloutError
@@ -175,17 +176,17 @@ class LocalCluster:
 
     # -- pods across namespaces (on the loop) --
 
-    def pod_started(self, pod: Pod, scrape: tuple[str, str] | None) -> None:
+    def pod_started(self, pod: Pod, scrape: ScrapeTarget | None) -> None:
         """Register a pod with Prometheus as soon as it has an address (as Kubernetes service
         discovery does), so that discovery overlaps its boot."""
         if scrape is not None:
-            address, path = scrape
             self._targets[(pod.namespace, pod.name)] = pod_target(
-                address,
+                scrape.address,
                 namespace=pod.namespace,
                 pod=pod.name,
                 pod_labels=pod.labels,
-                metrics_path=path,
+                metrics_path=scrape.path,
+                scrape_interval=scrape.interval,
             )
             self._publish_targets()
 

@@ -33,6 +33,7 @@ from pytest_rollout.backends.local.pod_status import Launch, PodStatus
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.resources import sample_resources
 from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
+from pytest_rollout.backends.local.scrape import scrape_target
 from pytest_rollout.backends.local.workloads import DeploymentController
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.config import Variant
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
     from pytest_rollout.backends.local.cluster import LocalCluster
 
 _CALL_TIMEOUT = 60.0
-_SCRAPE_ANNOTATION = "prometheus.io/scrape"
-_PORT_ANNOTATION = "prometheus.io/port"
-_PATH_ANNOTATION = "prometheus.io/path"
 
 
 class LocalNamespace:
@@ -366,7 +364,9 @@ class LocalNamespace:
         self.pods[name] = pod
         await pod.start()
         annotations = (template.get("metadata") or {}).get("annotations") or {}
-        self.cluster.pod_started(pod, _scrape_address(pod, annotations))
+        self.cluster.pod_started(
+            pod, scrape_target(pod.ip, pod.spec.container.port_numbers, annotations)
+        )
         return pod
 
     def retire_pod(self, pod: Pod) -> None:
@@ -477,17 +477,6 @@ class LocalNamespace:
 
 def _service_route(service: Service) -> str:
     return f"{service.pool}/service"
-
-
-def _scrape_address(pod: Pod, annotations: Mapping[str, str]) -> tuple[str, str] | None:
-    """Where Prometheus scrapes ``pod`` (address, path), by the usual prometheus.io annotations."""
-    if annotations.get(_SCRAPE_ANNOTATION) != "true" or pod.ip is None:
-        return None
-    ports = pod.spec.container.port_numbers
-    port = annotations.get(_PORT_ANNOTATION) or (str(ports[0]) if ports else None)
-    if port is None:
-        return None
-    return f"{pod.ip}:{port}", annotations.get(_PATH_ANNOTATION, "/metrics")
 
 
 def _interpreter_path() -> str:

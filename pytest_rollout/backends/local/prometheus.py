@@ -49,7 +49,13 @@ import yaml
 from pytest_rollout import _proc, _tools
 from pytest_rollout._wait import wait_for
 from pytest_rollout.errors import ConfigError, ProcessError, PrometheusError, WaitTimeout
-from pytest_rollout.prom import DURATION, LABEL_NAME, PromClient, Sample, quote
+from pytest_rollout.prom import (
+    DURATION,
+    LABEL_NAME,
+    PromClient,
+    Sample,
+    quote,
+)
 
 __all__ = [
     "DISCOVERY_PERIOD",
@@ -113,12 +119,15 @@ def pod_target(
     pod_labels: Mapping[str, str] | None = None,
     job: str = JOB,
     metrics_path: str = "/metrics",
+    scrape_interval: str | None = None,
 ) -> TargetGroup:
     """The target group a Kubernetes pod scrape gives for a pod at ``address`` (``ip:port``).
 
     Pod labels are carried the way the usual ``labelmap`` of ``__meta_kubernetes_pod_label_*``
     carries them: names sanitised to ``[a-zA-Z0-9_]``. ``instance`` is the address, as it is by
-    default on a cluster.
+    default on a cluster. ``scrape_interval`` (a Prometheus duration) overrides the server's for
+    this target, as relabelling ``__scrape_interval__`` does, and the scrape's timeout with it
+    (Prometheus refuses a timeout longer than the interval).
     """
     labels: dict[str, str] = {}
     for key, value in (pod_labels or {}).items():
@@ -129,6 +138,8 @@ def pod_target(
     labels.update(namespace=namespace, pod=pod, job=job, instance=address)
     if metrics_path != "/metrics":
         labels["__metrics_path__"] = metrics_path
+    if scrape_interval is not None:
+        labels["__scrape_interval__"] = labels["__scrape_timeout__"] = scrape_interval
     return TargetGroup((address,), labels)
 
 

@@ -92,9 +92,10 @@ class Kind:
     """False for a kind whose own keys name its releases: ``variant`` is then not allowed."""
     default_rate: float = DEFAULT_RATE
     runs_alone: bool = False
-    """True for a kind that runs several releases at once (it fills the cores itself) or whose
-    numbers are reaction times compared with each other: its items carry the ``rollout_alone``
-    marker, so that a parallel run can leave them for a run of their own."""
+    """True for a kind that runs several releases at once (it fills the cores itself), whose
+    numbers are reaction times compared with each other, or whose load generator works near
+    its limit: its items carry the ``rollout_alone`` marker, so that a parallel run can leave
+    them for a run of their own."""
 
 
 _KINDS: dict[str, Kind] = {}

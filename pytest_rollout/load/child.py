@@ -20,6 +20,7 @@ from typing import NoReturn
 
 from pytest_rollout.load.clock import Clock
 from pytest_rollout.load.generator import LoadGenerator
+from pytest_rollout.load.scheduling import request_short_slice
 from pytest_rollout.load.spec import LoadSpec
 from pytest_rollout.load.wire import END, FAILURE, STOP, RecordEncoder, frame
 
@@ -48,6 +49,7 @@ def main() -> int:
     # timed-out request, almost none per answered one — so collecting it is left to a backstop.
     gc.disable()
     gc.freeze()
+    print(f"load generator: {request_short_slice()}", file=sys.stderr, flush=True)
     return asyncio.run(_serve(spec, Clock(base=base), wire))
 
 

@@ -43,6 +43,6 @@ def test_containment_defaults_and_options() -> None:
     assert gate.options["must_pass"] == ("error-rate", "latency-p99")
 
 
-def test_the_kinds_running_several_releases_at_once_run_alone() -> None:
+def test_the_kinds_that_fill_the_machine_run_alone() -> None:
     alone = {name for name, kind in kinds().items() if kind.runs_alone}
-    assert alone == {"canary-judge", "strategy-cost"}
+    assert alone == {"canary-judge", "readiness-probe", "strategy-cost"}

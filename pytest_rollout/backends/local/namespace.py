@@ -33,7 +33,7 @@ from pytest_rollout.backends.local.pod_status import Launch, PodStatus
 from pytest_rollout.backends.local.pods import Pod
 from pytest_rollout.backends.local.resources import sample_resources
 from pytest_rollout.backends.local.rollouts import HASH_LABEL, LocalRolloutHandle, RolloutController
-from pytest_rollout.backends.local.scrape import scrape_target
+from pytest_rollout.backends.local.scrape import pod_annotations, scrape_target
 from pytest_rollout.backends.local.workloads import DeploymentController
 from pytest_rollout.clock import epoch_now
 from pytest_rollout.config import Variant
@@ -363,9 +363,8 @@ class LocalNamespace:
         pod.add_readiness_observer(self._readiness_changed)
         self.pods[name] = pod
         await pod.start()
-        annotations = (template.get("metadata") or {}).get("annotations") or {}
         self.cluster.pod_started(
-            pod, scrape_target(pod.ip, pod.spec.container.port_numbers, annotations)
+            pod, scrape_target(pod.ip, pod.spec.container.port_numbers, pod_annotations(template))
         )
         return pod
 

@@ -49,13 +49,7 @@ import yaml
 from pytest_rollout import _proc, _tools
 from pytest_rollout._wait import wait_for
 from pytest_rollout.errors import ConfigError, ProcessError, PrometheusError, WaitTimeout
-from pytest_rollout.prom import (
-    DURATION,
-    LABEL_NAME,
-    PromClient,
-    Sample,
-    quote,
-)
+from pytest_rollout.prom import DURATION, LABEL_NAME, PromClient, Sample, quote
 
 __all__ = [
     "DISCOVERY_PERIOD",

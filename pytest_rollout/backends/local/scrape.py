@@ -15,7 +15,7 @@ from typing import Any
 
 from pytest_rollout.errors import ConfigError
 from pytest_rollout.manifests import Manifest
-from pytest_rollout.prom import DURATION, duration_seconds
+from pytest_rollout.prom import duration_seconds
 
 SCRAPE_ANNOTATION = "prometheus.io/scrape"
 PORT_ANNOTATION = "prometheus.io/port"
@@ -51,17 +51,25 @@ def scrape_target(
     )
 
 
+def pod_annotations(template: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A pod template's ``metadata.annotations`` (empty when it has none)."""
+    return (template.get("metadata") or {}).get("annotations") or {}
+
+
 def check_scrape_annotations(
     template: Mapping[str, Any], *, where: str, manifest: Manifest | None = None
 ) -> None:
     """A pod template's scrape interval annotation, if any, is a positive Prometheus duration:
     Prometheus drops a target whose interval it cannot read, with nothing but a log line."""
-    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    annotations = pod_annotations(template)
     if INTERVAL_ANNOTATION not in annotations:
         return
     value = annotations[INTERVAL_ANNOTATION]
-    readable = isinstance(value, str) and value and DURATION.fullmatch(value)
-    if readable and duration_seconds(value) > 0:
+    try:
+        seconds = duration_seconds(value) if isinstance(value, str) else 0.0
+    except ConfigError:
+        seconds = 0.0
+    if seconds > 0:
         return
     message = f"expected a positive Prometheus duration such as '250ms' or '1s', got {value!r}"
     if manifest is not None:
